@@ -1,0 +1,161 @@
+"""Options shared by the commands that run a model, and the one-line error style."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from ..engine import EngineOptions, Upscaler
+from ..errors import UpscaleError
+from ..models import REGISTRY, default_model_name, load_model
+
+log = logging.getLogger("upscale")
+
+
+class TileParam(click.ParamType):
+    name = "PIXELS|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            n = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not 'auto' or a whole number of pixels", param, ctx)
+        if n < 0:
+            self.fail("must be 0 (no tiling) or a positive number of pixels", param, ctx)
+        return n
+
+
+def setup_logging(quiet: bool, verbose: int) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
+
+
+def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``-q``/``-v`` on a sub-command; sets up logging and passes ``quiet`` on."""
+
+    @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no progress bar.")
+    @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+    @functools.wraps(func)
+    def wrapper(*args: Any, quiet: bool, verbose: int, **kwargs: Any) -> Any:
+        setup_logging(quiet, verbose)
+        return func(*args, quiet=quiet, **kwargs)
+
+    return wrapper
+
+
+def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--model``, ``--scale`` and ``--weights``."""
+    for decorator in reversed(
+        [
+            click.option(
+                "-m",
+                "--model",
+                default=None,
+                metavar="NAME",
+                help=f"Model ({', '.join(REGISTRY.names())}). Default: the best with bundled weights.",
+            ),
+            click.option("-s", "--scale", type=click.IntRange(1), default=None, help="Model scale (default: the model's)."),
+            click.option(
+                "--weights",
+                default=None,
+                metavar="PATH|NAME",
+                help="Weights file (safetensors, .pth, .mat; official layouts converted) or a known checkpoint name.",
+            ),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Model options plus the engine's device, precision, tiling, batching and output scale."""
+    for decorator in reversed(
+        [
+            click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps."),
+            click.option(
+                "--precision",
+                type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+                default="auto",
+                show_default=True,
+                help="auto = fp16 on CUDA, fp32 elsewhere.",
+            ),
+            click.option(
+                "--tile",
+                type=TileParam(),
+                default="auto",
+                show_default=True,
+                help="Tile size in input pixels; 0 = no tiling; auto fits device memory.",
+            ),
+            click.option(
+                "--tile-pad",
+                type=click.IntRange(0),
+                default=None,
+                help="Context around each tile in input pixels (default: the model's receptive field).",
+            ),
+            click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Tiles per batch."),
+            click.option(
+                "--outscale",
+                type=click.FloatRange(0, min_open=True),
+                default=None,
+                help="Final scale: the model's output is resized to it (e.g. 2 with a x4 model).",
+            ),
+        ]
+    ):
+        func = decorator(func)
+    return model_options(func)
+
+
+def build_upscaler(
+    *,
+    model: str | None,
+    scale: int | None,
+    weights: str | None,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | str = "auto",
+    tile_pad: int | None = None,
+    batch_size: int = 4,
+    outscale: float | None = None,
+) -> Upscaler:
+    """Load the model and start the engine; any problem becomes a one-line :class:`click.ClickException`."""
+    name = model or default_model_name()
+    try:
+        loaded = load_model(name, scale=scale, weights=weights)
+        up = Upscaler(
+            loaded,
+            EngineOptions(
+                device=device,
+                precision=precision,  # type: ignore[arg-type]
+                tile=tile,  # type: ignore[arg-type]
+                tile_pad=tile_pad,
+                batch_size=batch_size,
+                outscale=outscale,
+            ),
+        )
+    except UpscaleError as exc:
+        raise click.ClickException(str(exc)) from None
+    log.info(
+        "model %s x%d (%s), %s, %s", loaded.spec.name, loaded.scale, loaded.weights or "no weights", up.device, up.dtype
+    )
+    return up
+
+
+def scale_label(scale: float) -> str:
+    """``4`` -> ``x4``, ``2.5`` -> ``x2.5``."""
+    return f"x{int(scale)}" if float(scale).is_integer() else f"x{scale:g}"
+
+
+def error_line(path: str | Path, reason: str) -> None:
+    """Report one failed file on stderr without stopping the batch."""
+    text = str(reason)
+    prefix = f"{path}: "
+    tqdm.write(f"Error: {text if text.startswith(prefix) else prefix + text}", file=sys.stderr)

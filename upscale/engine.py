@@ -1,0 +1,439 @@
+"""The tiled, half-precision inference engine.
+
+Frames stay in host memory; only tiles go to the device. Each low-resolution frame is cut into
+non-overlapping *cores*; a tile is its core plus ``tile_pad`` pixels of context on every side (shifted
+inward at the frame border, so every tile of a frame has one shape and tiles of several frames run in
+one batch). From each tile's output the engine keeps the core and a ``feather`` band around it, and
+cross-fades neighbouring bands with linear weights that sum to one. Where the model's receptive field
+fits in ``tile_pad - feather`` the stitched result equals the untiled one.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .color import rgb_to_ycbcr, ycbcr_to_rgb
+from .errors import UpscaleError
+from .models.loading import LoadedModel
+from .resize import imresize
+
+log = logging.getLogger("upscale.engine")
+
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_OOM = tuple({getattr(torch, "OutOfMemoryError", RuntimeError), torch.cuda.OutOfMemoryError})
+FEATHER_PX = 4
+"""Width in input pixels of the cross-fade on each side of a seam (when ``tile_pad`` allows)."""
+MIN_TILE_PX = 32
+CPU_AUTO_TILE_AREA = 1024 * 1024
+"""On the CPU, ``tile='auto'`` leaves frames up to this many input pixels untiled."""
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    device: str = "auto"
+    """``auto`` (CUDA, then MPS, then CPU), or any torch device string."""
+    precision: Precision = "auto"
+    """``auto`` is fp16 on CUDA and fp32 elsewhere."""
+    tile: int | Literal["auto"] = "auto"
+    """Core size in input pixels; 0 disables tiling; ``auto`` fits device memory."""
+    tile_pad: int | None = None
+    """Context in input pixels around each core; default: the model's margin plus the feather."""
+    batch_size: int = 4
+    """Tiles (or whole frames) per forward pass."""
+    outscale: float | None = None
+    """Final scale; the model's output is resized to it. None keeps the model's scale."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        try:
+            device = torch.device(name)
+        except RuntimeError as exc:
+            raise UpscaleError(f"unknown device '{name}' ({exc})") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UpscaleError(f"device '{name}' asked for, but CUDA is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(precision: str, device: torch.device, *, supports_half: bool, supports_bf16: bool) -> torch.dtype:
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" and supports_half else torch.float32
+    if precision not in _DTYPES:
+        raise UpscaleError(f"unknown precision '{precision}'; use auto, fp32, fp16 or bf16")
+    dtype = _DTYPES[precision]
+    if (dtype is torch.float16 and not supports_half) or (dtype is torch.bfloat16 and not supports_bf16):
+        log.warning("the model does not support %s; using fp32", precision)
+        return torch.float32
+    return dtype
+
+
+@dataclass
+class _Frame:
+    """One frame on its way through the engine: its input planes and the output being stitched."""
+
+    planes: np.ndarray
+    """C×H×W float32 model-space input."""
+    meta: Any
+    pending: int = 0
+    out: np.ndarray | None = None
+    """C×(H·s)×(W·s) float32 output accumulator."""
+
+
+@dataclass
+class _Tile:
+    frame: _Frame
+    window: tuple[int, int, int, int]
+    """Input box ``(top, left, bottom, right)`` the model sees."""
+    core: tuple[int, int, int, int]
+    """Input box this tile is responsible for; cores partition the frame."""
+
+
+@dataclass
+class _FrameMeta:
+    dtype: np.dtype
+    max_value: float
+    layout: str
+    """``gray``, ``rgb`` or ``rgba``; ``gray1`` for H×W×1."""
+    chroma: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Upscaler:
+    """Runs a :class:`~upscale.models.LoadedModel` over frames of any size, tiled and batched."""
+
+    def __init__(self, model: LoadedModel, options: EngineOptions | None = None) -> None:
+        opts = options or EngineOptions()
+        self.model = model
+        self.spec = model.spec
+        self.options = opts
+        self.device = pick_device(opts.device)
+        self.dtype = pick_dtype(
+            opts.precision, self.device, supports_half=self.spec.supports_half, supports_bf16=self.spec.supports_bf16
+        )
+        if opts.batch_size < 1:
+            raise UpscaleError("batch size must be at least 1")
+        if opts.outscale is not None and opts.outscale <= 0:
+            raise UpscaleError("outscale must be positive")
+        if opts.tile != "auto" and (not isinstance(opts.tile, int) or opts.tile < 0):
+            raise UpscaleError(f"tile must be 'auto', 0 or a positive number of pixels, not {opts.tile!r}")
+        self.model_scale = model.scale
+        self.scale: float = opts.outscale if opts.outscale else float(model.scale)
+        if opts.tile_pad is None:
+            self.tile_pad = max(self.spec.margin_px, 8) + FEATHER_PX
+        elif opts.tile_pad < 0:
+            raise UpscaleError("tile pad must not be negative")
+        else:
+            self.tile_pad = opts.tile_pad
+        self.feather = min(FEATHER_PX, self.tile_pad // 2)
+        self.tile_px: int | None = None if opts.tile == "auto" else max(opts.tile, 0)
+        if self.tile_px:
+            self.tile_px = max(self.tile_px, MIN_TILE_PX, 2 * self.feather)
+        self.batch_size = opts.batch_size
+        self._channels_last = self.device.type == "cuda"
+        self.module = self._place(model.module, self.dtype)
+        self._fp32_module: torch.nn.Module | None = None
+        self._warned_nonfinite = False
+
+    # ------------------------------------------------------------------ public API
+    def upscale(self, img: np.ndarray) -> np.ndarray:
+        """Upscale one image (H×W, H×W×1, H×W×3 RGB or H×W×4 RGBA; uint8, uint16 or float in [0, 1])."""
+        return next(self.upscale_many([img]))
+
+    def upscale_many(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Upscale frames lazily, in order; tiles of consecutive frames share batches."""
+        prepared = (self._prepare(f) for f in frames)
+        for meta, out in self._run(prepared):
+            yield self._finish(out, meta)
+
+    def upscale_planes_many(self, planes: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Model-space frames (H×W×C float32 in [0, 1]; C = 1 for Y models) -> H·s×W·s×C float32."""
+        channels = 1 if self.spec.colour == "y" else 3
+
+        def gen() -> Iterator[tuple[None, np.ndarray]]:
+            for p in planes:
+                arr = p[..., None] if p.ndim == 2 else p
+                if arr.shape[2] != channels:
+                    raise UpscaleError(f"expected {channels}-channel planes for '{self.spec.name}', got {arr.shape}")
+                yield None, np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
+
+        for _, out in self._run(gen()):
+            yield out.transpose(1, 2, 0)
+
+    # ------------------------------------------------------------------ colour and layout
+    def _prepare(self, img: np.ndarray) -> tuple[_FrameMeta, np.ndarray]:
+        if not isinstance(img, np.ndarray) or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+            shape = getattr(img, "shape", None)
+            raise UpscaleError(f"expected an H×W, H×W×1, H×W×3 or H×W×4 image, got shape {shape}")
+        if img.dtype == np.uint8:
+            max_value = 255.0
+        elif img.dtype == np.uint16:
+            max_value = 65535.0
+        elif img.dtype in (np.float32, np.float64):
+            max_value = 1.0
+        else:
+            raise UpscaleError(f"unsupported pixel type {img.dtype}")
+        x = img.astype(np.float32) / np.float32(max_value)
+        if x.ndim == 2 or x.shape[2] == 1:
+            layout = "gray1" if x.ndim == 3 else "gray"
+            gray = x.reshape(x.shape[0], x.shape[1])
+            meta = _FrameMeta(img.dtype, max_value, layout)
+            if self.spec.colour == "y":
+                planes = (16.0 + 219.0 * gray)[None] / 255.0  # Y of a grey pixel; Cb = Cr = 128
+            else:
+                planes = np.repeat(gray[None], 3, axis=0)
+            return meta, np.ascontiguousarray(planes, dtype=np.float32)
+        meta = _FrameMeta(img.dtype, max_value, "rgba" if x.shape[2] == 4 else "rgb")
+        if x.shape[2] == 4:
+            meta.alpha = x[..., 3]
+        rgb = x[..., :3]
+        if self.spec.colour == "y":
+            ycc = rgb_to_ycbcr(rgb)
+            meta.chroma = ycc[..., 1:]
+            planes = ycc[..., :1].transpose(2, 0, 1)
+        else:
+            planes = rgb.transpose(2, 0, 1)
+        return meta, np.ascontiguousarray(planes, dtype=np.float32)
+
+    def _finish(self, out: np.ndarray, meta: _FrameMeta) -> np.ndarray:
+        h, w = out.shape[1:]
+        if self.spec.colour == "y":
+            y = out[0]
+            if meta.chroma is not None:
+                chroma = cv2.resize(meta.chroma, (w, h), interpolation=cv2.INTER_CUBIC)
+                res = ycbcr_to_rgb(np.concatenate([y[..., None], chroma], axis=2))
+            else:
+                res = (y * 255.0 - 16.0) / 219.0
+        else:
+            res = out.transpose(1, 2, 0)
+            if meta.layout.startswith("gray"):
+                res = res.mean(axis=2)
+        if meta.alpha is not None:
+            alpha = cv2.resize(meta.alpha, (w, h), interpolation=cv2.INTER_CUBIC)
+            res = np.concatenate([res, alpha[..., None]], axis=2)
+        if self.options.outscale and self.options.outscale != self.model_scale:
+            lr_h, lr_w = round(h / self.model_scale), round(w / self.model_scale)
+            size = (max(1, round(lr_w * self.scale)), max(1, round(lr_h * self.scale)))
+            interp = cv2.INTER_AREA if self.scale < self.model_scale else cv2.INTER_LANCZOS4
+            res = cv2.resize(res, size, interpolation=interp)
+        if meta.layout == "gray1":
+            res = res[..., None]
+        res = np.clip(res, 0.0, 1.0)
+        if meta.max_value == 1.0:
+            return res.astype(meta.dtype, copy=False)
+        return np.rint(res * meta.max_value).astype(meta.dtype)
+
+    # ------------------------------------------------------------------ tiling
+    def _auto_tile(self, h: int, w: int) -> int:
+        if self.device.type != "cuda":
+            return 0 if h * w <= CPU_AUTO_TILE_AREA else 512
+        free, _ = torch.cuda.mem_get_info(self.device)
+        probe = max(MIN_TILE_PX * 2, self.spec.min_size_px)
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        c = self._in_channels()
+        self._forward([np.zeros((c, probe, probe), np.float32)] * self.batch_size)
+        per_px = max(1.0, (torch.cuda.max_memory_allocated(self.device) - base) / (self.batch_size * probe * probe))
+        side = int(math.sqrt(0.6 * free / (per_px * self.batch_size))) - 2 * self.tile_pad
+        side = max(MIN_TILE_PX, min(side, 2048) // 16 * 16)
+        log.info("auto tile: %d px (%.0f bytes per input pixel, %.1f GiB free)", side, per_px, free / 2**30)
+        return 0 if side >= max(h, w) else side
+
+    def _in_channels(self) -> int:
+        return 1 if self.spec.colour == "y" else 3
+
+    def _tiles(self, frame: _Frame) -> list[_Tile]:
+        _, h, w = frame.planes.shape
+        if self.tile_px is None:
+            self.tile_px = self._auto_tile(h, w)
+        t = self.tile_px
+        if not t or (h <= t and w <= t):
+            return [_Tile(frame, (0, 0, h, w), (0, 0, h, w))]
+        return self._split(frame, (0, 0, h, w), t)
+
+    def _split(self, frame: _Frame, box: tuple[int, int, int, int], tile: int) -> list[_Tile]:
+        """Tiles whose cores partition ``box`` into near-equal parts of at most ``tile`` pixels."""
+        _, h, w = frame.planes.shape
+        top, left, bottom, right = box
+
+        def axis(lo: int, hi: int, size: int) -> tuple[list[tuple[int, int]], int]:
+            n = max(1, math.ceil((hi - lo) / tile))
+            edges = [lo + round(i * (hi - lo) / n) for i in range(n + 1)]
+            cores = list(zip(edges[:-1], edges[1:], strict=True))
+            win = min(size, max(b - a for a, b in cores) + 2 * self.tile_pad)
+            return cores, win
+
+        rows, win_h = axis(top, bottom, h)
+        cols, win_w = axis(left, right, w)
+        tiles = []
+        for r0, r1 in rows:
+            wt = min(max(r0 - self.tile_pad, 0), h - win_h)
+            for c0, c1 in cols:
+                wl = min(max(c0 - self.tile_pad, 0), w - win_w)
+                tiles.append(_Tile(frame, (wt, wl, wt + win_h, wl + win_w), (r0, c0, r1, c1)))
+        return tiles
+
+    def _ramp(self, c0: int, c1: int, w0: int, w1: int, full: int, s: int) -> tuple[int, int, np.ndarray]:
+        """Output range and cross-fade weights along one axis for a core ``[c0, c1)`` in window ``[w0, w1)``."""
+        f = self.feather * s
+        lo = c0 * s - (f if c0 > 0 else 0)
+        hi = c1 * s + (f if c1 < full else 0)
+        lo, hi = max(lo, w0 * s), min(hi, w1 * s)
+        p = np.arange(lo, hi, dtype=np.float32) + 0.5
+        wgt = np.ones_like(p)
+        if f and c0 > 0:
+            wgt = np.minimum(wgt, np.clip(0.5 + (p - c0 * s) / (2 * f), 0.0, 1.0))
+        if f and c1 < full:
+            wgt = np.minimum(wgt, np.clip(0.5 + (c1 * s - p) / (2 * f), 0.0, 1.0))
+        return lo, hi, wgt
+
+    def _accumulate(self, tile: _Tile, out: np.ndarray) -> None:
+        frame = tile.frame
+        s = self.model_scale
+        _, h, w = frame.planes.shape
+        if frame.out is None:
+            frame.out = np.zeros((out.shape[0], h * s, w * s), np.float32)
+        wt, wl, _, _ = tile.window
+        r0, c0, r1, c1 = tile.core
+        if tile.core == (0, 0, h, w):
+            frame.out[:] = out
+            return
+        y0, y1, wy = self._ramp(r0, r1, wt, tile.window[2], h, s)
+        x0, x1, wx = self._ramp(c0, c1, wl, tile.window[3], w, s)
+        patch = out[:, y0 - wt * s : y1 - wt * s, x0 - wl * s : x1 - wl * s]
+        frame.out[:, y0:y1, x0:x1] += patch * (wy[:, None] * wx[None, :])
+
+    # ------------------------------------------------------------------ running
+    def _run(self, items: Iterable[tuple[Any, np.ndarray]]) -> Iterator[tuple[Any, np.ndarray]]:
+        """Feed (meta, C×H×W planes) through the model; yield (meta, C×H·s×W·s output) in order."""
+        frames: deque[_Frame] = deque()
+        queue: dict[tuple[int, int], list[_Tile]] = {}
+
+        def flush(shape: tuple[int, int] | None = None) -> None:
+            for key in [shape] if shape is not None else list(queue):
+                tiles = queue.pop(key, [])
+                if tiles:
+                    self._run_tiles(tiles)
+
+        def ready() -> Iterator[tuple[Any, np.ndarray]]:
+            while frames and frames[0].pending == 0:
+                done = frames.popleft()
+                assert done.out is not None
+                yield done.meta, done.out
+
+        for meta, planes in items:
+            frame = _Frame(planes, meta)
+            frames.append(frame)
+            tiles = self._tiles(frame)
+            frame.pending = len(tiles)
+            for tile in tiles:
+                key = (tile.window[2] - tile.window[0], tile.window[3] - tile.window[1])
+                queue.setdefault(key, []).append(tile)
+                if len(queue[key]) >= self.batch_size:
+                    flush(key)
+            if len(frames) > self.batch_size:  # bound the frames held while a batch fills
+                flush()
+            yield from ready()
+        flush()
+        yield from ready()
+
+    def _run_tiles(self, tiles: list[_Tile]) -> None:
+        """Run tiles, halving the batch and then the tile on CUDA out-of-memory errors."""
+        try:
+            outs = self._forward([self._crop(t) for t in tiles])
+        except _OOM:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if len(tiles) > 1:
+                self.batch_size = max(1, len(tiles) // 2)
+                log.warning("out of memory: batch size lowered to %d", self.batch_size)
+                half = len(tiles) // 2
+                self._run_tiles(tiles[:half])
+                self._run_tiles(tiles[half:])
+                return
+            tile = tiles[0]
+            r0, c0, r1, c1 = tile.core
+            size = max(r1 - r0, c1 - c0)
+            new = size // 2
+            if new < max(MIN_TILE_PX, 2 * self.feather, self.spec.min_size_px):
+                raise UpscaleError(f"out of memory even with {size}-pixel tiles") from None
+            self.tile_px = new
+            log.warning("out of memory: tile size lowered to %d px", new)
+            subs = self._split(tile.frame, tile.core, new)
+            tile.frame.pending += len(subs) - 1
+            for sub in subs:
+                self._run_tiles([sub])
+            return
+        for tile, out in zip(tiles, outs, strict=True):
+            self._accumulate(tile, out)
+            tile.frame.pending -= 1
+
+    @staticmethod
+    def _crop(tile: _Tile) -> np.ndarray:
+        t, l, b, r = tile.window
+        return tile.frame.planes[:, t:b, l:r]
+
+    def _place(self, module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+        module = module.to(device=self.device, dtype=dtype).eval()
+        if self._channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def _forward(self, windows: list[np.ndarray]) -> list[np.ndarray]:
+        x = torch.from_numpy(np.stack(windows))
+        if self.device.type == "cuda":
+            x = x.pin_memory()
+        x = x.to(self.device, non_blocking=True)
+        out = self._forward_tensor(x, self.module, self.dtype)
+        if self.dtype != torch.float32 and not torch.isfinite(out).all():
+            if not self._warned_nonfinite:
+                log.warning("%s produced non-finite values; redoing those batches in fp32", self.dtype)
+                self._warned_nonfinite = True
+            if self._fp32_module is None:
+                self._fp32_module = self._place(copy.deepcopy(self.model.module), torch.float32)
+            out = self._forward_tensor(x, self._fp32_module, torch.float32)
+        return list(out.float().clamp(0.0, 1.0).cpu().numpy())
+
+    @torch.inference_mode()
+    def _forward_tensor(self, x: torch.Tensor, module: torch.nn.Module, dtype: torch.dtype) -> torch.Tensor:
+        spec, s = self.spec, self.model_scale
+        if spec.input_kind == "bicubic":
+            x = imresize(x, scale=s)
+        h, w = x.shape[-2:]
+        unit = s if spec.input_kind == "bicubic" else 1
+        mult = spec.size_multiple * unit
+        need_h = max(math.ceil(h / mult) * mult, spec.min_size_px * unit)
+        need_w = max(math.ceil(w / mult) * mult, spec.min_size_px * unit)
+        if (need_h, need_w) != (h, w):
+            mode = "reflect" if need_h - h < h and need_w - w < w else "replicate"
+            x = F.pad(x, (0, need_w - w, 0, need_h - h), mode=mode)
+        x = x.to(dtype)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if spec.value_range != 1.0:
+            x = x * spec.value_range
+        y = module(x)
+        if spec.value_range != 1.0:
+            y = y / spec.value_range
+        out_h = h * (1 if spec.input_kind == "bicubic" else s)
+        out_w = w * (1 if spec.input_kind == "bicubic" else s)
+        return y[..., :out_h, :out_w]

@@ -1,0 +1,34 @@
+"""Writing outputs safely: a temporary name in the target folder, renamed only when complete."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def temp_name(final: Path) -> Path:
+    """A hidden sibling of ``final`` that keeps its suffix (encoders pick the format from it)."""
+    return final.with_name(f".{final.stem}.{secrets.token_hex(4)}.part{final.suffix}")
+
+
+@contextmanager
+def atomic_output(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary path; rename it to ``final`` if the block succeeds, delete it otherwise."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False

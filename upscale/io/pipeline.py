@@ -1,0 +1,105 @@
+"""Stages on their own threads, joined by bounded queues, so decoding, inference and encoding overlap
+while at most ``depth`` items wait between two stages (memory stays flat however long the video).
+
+Decoding and encoding (FFmpeg) and inference (torch) release the GIL, so threads are enough. An error in
+any stage travels downstream and is raised where the last stage is consumed; :meth:`Pipeline.close`
+stops every stage, which is what Ctrl-C or a failure in the consumer calls.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+_POLL_S = 0.1
+_ITEM, _END, _ERROR = 0, 1, 2
+
+
+class _Stopped(Exception):
+    """Raised inside a stage when the pipeline is being closed."""
+
+
+class Pipeline:
+    """Chain generator stages across threads::
+
+        with Pipeline(depth=8) as p:
+            frames = p.stage(decode())                    # thread 1
+            outputs = p.stage(upscale, frames)            # thread 2, consumes thread 1's queue
+            for out in outputs:                           # caller's thread
+                encode(out)
+    """
+
+    def __init__(self, depth: int = 8) -> None:
+        if depth < 1:
+            raise ValueError("queue depth must be at least 1")
+        self.depth = depth
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def stage(self, work: Iterable[B] | Callable[[Iterator[A]], Iterable[B]], source: Iterator[A] | None = None,
+              *, name: str = "stage") -> Iterator[B]:
+        """Run ``work`` (an iterable, or a function of ``source``) on a new thread; iterate its items here."""
+        q: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=self.depth)
+
+        def target() -> None:
+            try:
+                items = work if source is None else work(source)  # type: ignore[operator]
+                for item in items:  # type: ignore[union-attr]
+                    self._put(q, (_ITEM, item))
+                self._put(q, (_END, None))
+            except _Stopped:
+                pass
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                try:
+                    self._put(q, (_ERROR, exc))
+                except _Stopped:
+                    pass
+
+        thread = threading.Thread(target=target, name=f"upscale-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return self._drain(q)
+
+    def _put(self, q: queue.Queue, entry: tuple[int, Any]) -> None:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                q.put(entry, timeout=_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def _drain(self, q: queue.Queue) -> Iterator[Any]:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                kind, value = q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if kind == _END:
+                return
+            if kind == _ERROR:
+                raise value
+            yield value
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Stop all stages and wait for their threads; False if one is still busy (e.g. mid-inference)."""
+        self._stop.set()
+        current = threading.current_thread()
+        for thread in self._threads:
+            if thread is not current:
+                thread.join(timeout_s)
+        return not any(t.is_alive() for t in self._threads if t is not current)
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,462 @@
+"""Video files with PyAV: a decoder that yields frames with their timestamps and the packets of the streams
+to be copied, and a writer that encodes frames and copies (or transcodes) those packets.
+
+Timing is carried, not recomputed: every frame keeps its presentation timestamp in the input stream's time
+base (so variable frame rates survive) and its duration is the gap to the next frame, which the writer puts
+on the encoded packet (encoders leave it empty, and without it the last frame would be lost from the
+duration).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+
+from ..errors import BadMediaError, UpscaleError
+from .yuv import Colour
+
+log = logging.getLogger("upscale.video")
+
+VIDEO_SUFFIXES = frozenset(
+    ".mp4 .m4v .mkv .mov .webm .avi .ts .mts .m2ts .flv .wmv .mpg .mpeg .ogv .3gp .y4m .nut".split()
+)
+"""Suffixes of the files a folder input is searched for."""
+CONTAINERS = {"mp4": "mp4", "mkv": "matroska", "mov": "mov", "webm": "webm", "avi": "avi", "nut": "nut"}
+"""``--container`` name (also the file suffix) -> FFmpeg muxer."""
+_IMAGE_DEMUXERS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif")
+_STRIP_METADATA = {"encoder", "major_brand", "minor_version", "compatible_brands", "creation_time"}
+"""Container tags the muxer writes itself."""
+
+
+def container_for(path: Path, container: str | None) -> str:
+    """The FFmpeg muxer for ``--container`` or, without it, the output suffix."""
+    name = (container or path.suffix.lstrip(".") or "mp4").lower()
+    if name in CONTAINERS:
+        return CONTAINERS[name]
+    try:
+        av.format.ContainerFormat(name, "w")
+    except ValueError:
+        known = ", ".join(CONTAINERS)
+        raise UpscaleError(f"{path}: unknown container '{name}' (use one of {known})") from None
+    return name
+
+
+@dataclass
+class DecodedFrame:
+    """A decoded frame and what must be muxed before it."""
+
+    frame: av.VideoFrame
+    pts: int
+    """Output timestamp in the input video stream's time base (shifted by ``--start``)."""
+    duration: int
+    """Gap to the next frame (for the last frame: to the end of the stream), same time base."""
+    index: int
+    packets: list[av.Packet] = field(default_factory=list)
+    """Packets of copied streams (audio, subtitles) demuxed since the previous frame."""
+
+
+class VideoReader:
+    """An open input: the first video stream, the streams to copy, and a decoding generator."""
+
+    def __init__(self, path: Path, *, start_s: float | None = None, duration_s: float | None = None,
+                 copy_streams: bool = True) -> None:
+        self.path = path
+        try:
+            self.container = av.open(str(path), metadata_errors="replace")
+        except FileNotFoundError:
+            raise BadMediaError(f"{path}: no such file") from None
+        except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            raise BadMediaError(f"{path}: not a readable video ({_reason(exc)})") from None
+        try:
+            self._check()
+        except BaseException:
+            self.container.close()
+            raise
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
+        self.start_s = start_s or 0.0
+        self.end_s = None if duration_s is None else self.start_s + duration_s
+        self.copy_streams: list[av.stream.Stream] = []
+        if copy_streams:
+            self.copy_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
+        self.corrupt = 0
+        """Packets that failed to decode or frames flagged corrupt so far."""
+
+    def _check(self) -> None:
+        fmt = self.container.format.name
+        if any(name in _IMAGE_DEMUXERS for name in fmt.split(",")):
+            raise BadMediaError(f"{self.path}: is an image, not a video (use 'upscale images')")
+        if not self.container.streams.video:
+            kinds = sorted({s.type for s in self.container.streams}) or ["no streams"]
+            raise BadMediaError(f"{self.path}: has no video stream (only {', '.join(kinds)})")
+        stream = self.container.streams.video[0]
+        if stream.codec_context is None or not stream.codec_context.width:
+            raise BadMediaError(f"{self.path}: video stream {stream.index} cannot be decoded by this FFmpeg build")
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def rate(self) -> Fraction | None:
+        rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+        return Fraction(rate) if rate else None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.stream.duration:
+            return float(self.stream.duration * self.time_base)
+        if self.container.duration:
+            return self.container.duration / av.time_base
+        return None
+
+    def estimated_frames(self) -> int | None:
+        """Frames to be processed: from the stream header, else duration × rate; None when unknown."""
+        total_s = self.duration_s
+        whole = self.stream.frames or None
+        if whole is None and total_s and self.rate:
+            whole = round(total_s * self.rate)
+        if self.start_s == 0 and self.end_s is None:
+            return whole
+        if not total_s or not whole:
+            return None
+        part = max(0.0, min(self.end_s if self.end_s is not None else total_s, total_s) - self.start_s)
+        return round(whole * part / total_s)
+
+    # ------------------------------------------------------------------ decoding
+    def frames(self) -> Iterator[DecodedFrame]:
+        """Decoded frames in presentation order; corrupt packets are reported with their time and skipped."""
+        tb = self.time_base
+        start = round(self.start_s / tb)
+        end = None if self.end_s is None else round(self.end_s / tb)
+        if self.start_s > 0:
+            self.container.seek(start, stream=self.stream, backward=True)
+        offsets = {s.index: round(self.start_s / s.time_base) for s in self.copy_streams}
+        pending: list[av.Packet] = []
+        held: av.VideoFrame | None = None
+        held_pts = 0
+        index = 0
+        last_pts: int | None = None
+        last_gap = self._nominal_gap()
+        for packet in self.container.demux([self.stream, *self.copy_streams]):
+            if packet.stream.index != self.stream.index:
+                if self._keep_copied(packet, offsets[packet.stream.index]):
+                    pending.append(packet)
+                continue
+            for frame in self._decode(packet):
+                pts = frame.pts
+                if pts is None:
+                    pts = (last_pts + last_gap) if last_pts is not None else start
+                if last_pts is not None and pts <= last_pts:
+                    log.warning("%s: frame at %.3fs repeats an earlier timestamp; moved", self.path,
+                                float(pts * tb))
+                    pts = last_pts + 1
+                if pts < start:
+                    continue
+                if end is not None and pts >= end:
+                    break
+                if held is not None:
+                    last_gap = pts - held_pts
+                    yield DecodedFrame(held, held_pts - start, last_gap, index, pending)
+                    pending = []
+                    index += 1
+                held, held_pts, last_pts = frame, pts, pts
+            else:
+                continue
+            break  # past --duration
+        if held is not None:
+            yield DecodedFrame(held, held_pts - start, self._last_gap(held, held_pts, end, last_gap), index, pending)
+        elif index == 0:
+            when = f" after {self.start_s:g}s" if self.start_s else ""
+            raise BadMediaError(f"{self.path}: no video frame could be decoded{when}")
+
+    def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as exc:
+            self.corrupt += 1
+            when = f" at {float(packet.pts * packet.time_base):.3f}s" if packet.pts is not None else ""
+            log.warning("%s: corrupt video data%s skipped (%s)", self.path, when, _reason(exc))
+            return []
+        for frame in frames:
+            if frame.is_corrupt:
+                self.corrupt += 1
+                when = f" at {float(frame.time):.3f}s" if frame.pts is not None else ""
+                log.warning("%s: frame%s is damaged; kept as decoded", self.path, when)
+        return frames
+
+    def _keep_copied(self, packet: av.Packet, offset: int) -> bool:
+        """Whether a copied stream's packet falls in ``--start``/``--duration``; shifts it if so."""
+        if packet.size == 0:  # the empty packet that marks a stream's end
+            return False
+        if self.start_s == 0 and self.end_s is None:
+            return True
+        if packet.pts is None:
+            return False
+        t = float(packet.pts * packet.time_base)
+        if t < self.start_s or (self.end_s is not None and t >= self.end_s):
+            return False
+        packet.pts -= offset
+        if packet.dts is not None:
+            packet.dts -= offset
+        return True
+
+    def _nominal_gap(self) -> int:
+        rate = self.rate
+        return max(1, round(1 / (rate * self.time_base))) if rate else 1
+
+    def _last_gap(self, frame: av.VideoFrame, pts: int, end: int | None, last_gap: int) -> int:
+        """The last frame lasts until the stream ends (or the cut); failing that, its own duration or the usual gap."""
+        gap = 0
+        if self.stream.duration:
+            gap = (self.stream.start_time or 0) + self.stream.duration - pts
+        if gap <= 0 and frame.duration:
+            gap = frame.duration
+        if gap <= 0:
+            gap = last_gap
+        if end is not None:
+            gap = min(gap, end - pts)
+        return max(1, gap)
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's message without the errno and file name PyAV adds."""
+    msg = getattr(exc, "strerror", None) or str(exc)
+    return str(msg).split(": '")[0]
+
+
+# ---------------------------------------------------------------------- encoding
+@dataclass(frozen=True)
+class EncodeSettings:
+    """What ``upscale video`` asks of the encoder; None leaves the encoder's own choice."""
+
+    codec: str = "libx264"
+    crf: float | None = None
+    preset: str | None = None
+    pix_fmt: str | None = None
+    bitrate: int | None = None
+    """Bits per second; replaces the constant-quality mode."""
+
+
+_CRF_OPTION = {"libx264": "crf", "libx265": "crf", "libvpx-vp9": "crf", "libaom-av1": "crf", "libsvtav1": "crf",
+               "h264_nvenc": "cq", "hevc_nvenc": "cq", "av1_nvenc": "cq"}
+DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libvpx-vp9": 24, "h264_nvenc": 21, "hevc_nvenc": 23}
+"""Constant-quality defaults a little above the encoders' own, since upscaled detail is the point."""
+_PRESET_CODECS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc", "av1_nvenc", "libsvtav1"}
+NVENC = ("h264_nvenc", "hevc_nvenc", "av1_nvenc")
+
+
+def encoder_pix_fmt(codec: str, wanted: str | None, input_pix_fmt: str) -> str:
+    """``wanted`` if the encoder takes it (else an error); without it, the input's format if the encoder
+    takes that, else the encoder's first 4:2:0 format."""
+    formats = [f.name for f in (av.codec.Codec(codec, "w").video_formats or [])]
+    if wanted:
+        if formats and wanted not in formats:
+            raise UpscaleError(f"encoder '{codec}' does not take pixel format '{wanted}' (it takes {', '.join(formats)})")
+        return wanted
+    if not formats or input_pix_fmt in formats:
+        return input_pix_fmt
+    for name in ("yuv420p", "nv12", *formats):
+        if name in formats and name != "cuda":
+            return name
+    return formats[0]
+
+
+def check_encoder(codec: str, *, cuda: bool) -> None:
+    """Fail early for an encoder this FFmpeg build lacks, or NVENC without CUDA."""
+    try:
+        found = av.codec.Codec(codec, "w")
+    except (ValueError, av.error.FFmpegError):
+        raise UpscaleError(f"encoder '{codec}' is not available in this FFmpeg build") from None
+    if found.type != "video":
+        raise UpscaleError(f"'{codec}' is not a video encoder")
+    if codec in NVENC and not cuda:
+        raise UpscaleError(f"encoder '{codec}' needs the engine on a CUDA device (use --device cuda or another --codec)")
+
+
+def accepts(format_name: str, stream: av.stream.Stream) -> bool:
+    """Whether the muxer stores ``stream``'s codec as it is (tried on a scratch header in memory)."""
+    scratch = av.open(io.BytesIO(), "w", format=format_name)
+    try:
+        scratch.add_stream_from_template(stream)
+        scratch.start_encoding()
+        return True
+    except (ValueError, av.error.FFmpegError):
+        return False
+    finally:
+        try:
+            scratch.close()
+        except (ValueError, av.error.FFmpegError):
+            pass
+
+
+class _AudioTranscoder:
+    """Decodes a copied stream's packets and re-encodes them for a container that cannot hold the original."""
+
+    def __init__(self, source: av.audio.stream.AudioStream, target: av.audio.stream.AudioStream) -> None:
+        self.source = source  # its decoder is used only here, on the writer's thread
+        self.target = target
+
+    def packets(self, packet: av.Packet | None) -> list[av.Packet]:
+        out = []
+        for frame in self.source.codec_context.decode(packet):
+            out += self.target.encode(frame)
+        if packet is None:
+            out += self.target.encode(None)
+        return out
+
+
+class VideoWriter:
+    """Encodes frames into ``path`` (normally a temporary name; the caller renames it when complete)."""
+
+    def __init__(self, path: Path, *, format_name: str, settings: EncodeSettings, width: int, height: int,
+                 pix_fmt: str, rate: Fraction | None, time_base: Fraction, colour: Colour, rotation: int = 0,
+                 metadata: dict[str, str] | None = None, stream_metadata: dict[str, str] | None = None,
+                 copy_streams: list[av.stream.Stream] = (), name: str = "") -> None:
+        self.name = name or str(path)
+        self.notes: list[str] = []
+        self._durations: dict[int, int] = {}
+        self._copied: dict[int, av.stream.Stream] = {}
+        self._transcoders: dict[int, _AudioTranscoder] = {}
+        self.frames_written = 0
+        self.container = av.open(str(path), "w", format=format_name)
+        try:
+            self._video(settings, width, height, pix_fmt, rate, time_base, colour, rotation, stream_metadata)
+            self._streams(copy_streams, format_name)
+            for key, value in (metadata or {}).items():
+                if key.lower() not in _STRIP_METADATA:
+                    self.container.metadata[key] = value
+        except BaseException:
+            self.container.close()
+            raise
+
+    def _video(self, s: EncodeSettings, width: int, height: int, pix_fmt: str, rate: Fraction | None,
+               time_base: Fraction, colour: Colour, rotation: int, stream_metadata: dict[str, str] | None) -> None:
+        options: dict[str, str] = {}
+        crf = s.crf if s.crf is not None else DEFAULT_CRF.get(s.codec)
+        if s.bitrate is None and crf is not None and s.codec in _CRF_OPTION:
+            options[_CRF_OPTION[s.codec]] = f"{crf:g}"
+            if s.codec == "libvpx-vp9":
+                options["b"] = "0"  # constant quality, not capped by the default bit rate
+        if s.preset:
+            if s.codec not in _PRESET_CODECS:
+                self.notes.append(f"--preset ignored: encoder '{s.codec}' has no presets")
+            else:
+                options["preset"] = s.preset
+        try:
+            stream = self.container.add_stream(s.codec, rate=rate or Fraction(25), options=options)
+        except ValueError as exc:
+            raise UpscaleError(f"{self.name}: {_reason(exc)} (choose another --codec or --container)") from None
+        ctx = stream.codec_context
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.time_base = time_base
+        ctx.time_base = time_base
+        if s.bitrate:
+            ctx.bit_rate = s.bitrate
+        if not av.VideoFormat(pix_fmt).is_rgb:
+            ctx.colorspace = colour.matrix
+            ctx.color_range = colour.sws_range.value
+            ctx.color_primaries = colour.primaries
+            ctx.color_trc = colour.trc
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for key, value in (stream_metadata or {}).items():
+            if key.lower() not in _STRIP_METADATA and key.lower() not in ("handler_name", "vendor_id", "encoder"):
+                stream.metadata[key] = value
+        try:
+            ctx.open()  # fail now for bad options or a missing device, not after the first batch
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise UpscaleError(f"{self.name}: encoder '{s.codec}' could not be opened ({_reason(exc)})") from None
+        self.video = stream
+
+    def _streams(self, sources: list[av.stream.Stream], format_name: str) -> None:
+        for src in sources:
+            if accepts(format_name, src):
+                out = self.container.add_stream_from_template(src)
+                self._copied[src.index] = out
+            elif src.type == "audio":
+                out = self._audio_target(src, format_name)
+                if out is None:
+                    continue
+                self._copied[src.index] = out
+                self._transcoders[src.index] = _AudioTranscoder(src, out)
+            else:
+                self.notes.append(f"{src.type} stream {src.index} ({src.codec_context.name}) dropped: "
+                                  f"{format_name} cannot hold it")
+                continue
+            for key, value in src.metadata.items():
+                if key.lower() not in ("handler_name", "vendor_id", "encoder"):
+                    out.metadata[key] = value
+
+    def _audio_target(self, src: av.stream.Stream, format_name: str) -> av.stream.Stream | None:
+        codec = "libopus" if format_name == "webm" else "aac"
+        ctx = src.codec_context
+        rate = ctx.sample_rate if codec == "aac" else 48000
+        try:
+            out = self.container.add_stream(codec, rate=rate)
+            out.layout = ctx.layout.name if ctx.layout.nb_channels <= 2 else "stereo"
+        except (ValueError, av.error.FFmpegError) as exc:
+            self.notes.append(f"audio stream {src.index} ({ctx.name}) dropped: {format_name} cannot hold it "
+                              f"and {codec} is unavailable ({_reason(exc)})")
+            return None
+        self.notes.append(f"audio stream {src.index} ({ctx.name}) transcoded to {codec}: {format_name} cannot hold it")
+        return out
+
+    # ------------------------------------------------------------------ writing
+    def write(self, frame: av.VideoFrame, pts: int, duration: int, packets: list[av.Packet] = ()) -> None:
+        """Mux ``packets`` (from copied streams), then encode ``frame`` at ``pts`` lasting ``duration``."""
+        for packet in packets:
+            self._mux_copied(packet)
+        frame.pts = pts
+        frame.time_base = self.video.codec_context.time_base
+        frame.pict_type = av.video.frame.PictureType.NONE  # let the encoder choose; the decoder's types do not apply
+        self._durations[pts] = duration
+        self._mux_video(self.video.encode(frame))
+        self.frames_written += 1
+
+    def _mux_video(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            packet.duration = self._durations.pop(packet.pts, 0)
+            self.container.mux(packet)
+
+    def _mux_copied(self, packet: av.Packet) -> None:
+        index = packet.stream.index
+        out = self._copied.get(index)
+        if out is None:
+            return
+        transcoder = self._transcoders.get(index)
+        if transcoder is not None:
+            for p in transcoder.packets(packet):
+                self.container.mux(p)
+            return
+        packet.stream = out
+        self.container.mux(packet)
+
+    def finish(self) -> None:
+        """Flush the encoders and write the trailer."""
+        self._mux_video(self.video.encode(None))
+        for transcoder in self._transcoders.values():
+            for p in transcoder.packets(None):
+                self.container.mux(p)
+        self.container.close()
+
+    def abort(self) -> None:
+        """Close without flushing (the file is to be deleted)."""
+        try:
+            self.container.close()
+        except (av.error.FFmpegError, ValueError, OSError):
+            pass

@@ -1,0 +1,226 @@
+"""ESRGAN's RRDBNet generator (Wang et al., ECCVW 2018), also the network of Real-ESRGAN (ICCVW 2021).
+
+Key names are BasicSR's (``conv_first``, ``body.N.rdbK.convM``, ``conv_body``, ``conv_up1``, ``conv_hr``,
+``conv_last``). :func:`convert` renames the two older layouts to them: the 2018 flattened ``model.*``
+Sequential (most community models) and the 2019 ESRGAN repository names (``RRDB_trunk``, ``trunk_conv``,
+``upconv1``, ``HRconv``). The network works on RGB in [0, 1].
+
+Two ways to reach x2 exist and both load: the old one (one nearest-x2 + conv stage), and Real-ESRGAN's
+x2plus/x1, which pixel-unshuffles the input by 2/4 in front of the x4 network.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .registry import ModelSpec, StateDict
+
+
+class ResidualDenseBlock(nn.Module):
+    """Five densely connected 3×3 convs; the output is scaled by 0.2 and added to the input."""
+
+    def __init__(self, num_feat: int = 64, num_grow_ch: int = 32, res_scale: float = 0.2) -> None:
+        super().__init__()
+        self.res_scale = res_scale
+        for m in range(1, 5):
+            setattr(self, f"conv{m}", nn.Conv2d(num_feat + (m - 1) * num_grow_ch, num_grow_ch, 3, padding=1))
+        self.conv5 = nn.Conv2d(num_feat + 4 * num_grow_ch, num_feat, 3, padding=1)
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+        # "Smaller initialisation" (paper §3.1): Kaiming-normal scaled by 0.1 keeps the deep trunk stable.
+        for conv in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5):
+            nn.init.kaiming_normal_(conv.weight)
+            conv.weight.data.mul_(0.1)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = [x]
+        for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
+            feats.append(self.lrelu(conv(torch.cat(feats, 1))))
+        return x + self.res_scale * self.conv5(torch.cat(feats, 1))
+
+
+class RRDB(nn.Module):
+    """Residual-in-residual dense block: three RDBs in series with a scaled (0.2) outer residual."""
+
+    def __init__(self, num_feat: int = 64, num_grow_ch: int = 32, res_scale: float = 0.2) -> None:
+        super().__init__()
+        self.res_scale = res_scale
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.res_scale * self.rdb3(self.rdb2(self.rdb1(x)))
+
+
+def _default_unshuffle(scale: int) -> int:
+    """Real-ESRGAN's rule: x2 and x1 unshuffle the input so the body still upsamples by 4."""
+    return 4 // scale if scale in (1, 2) else 1
+
+
+class RRDBNet(nn.Module):
+    """RRDBNet: ``conv_first``, ``num_block`` RRDBs, ``conv_body`` + global residual, nearest-x2 + conv stages.
+
+    ``pixel_unshuffle`` (1, 2 or 4) folds the input into ``num_in_ch·r²`` channels first; the body then
+    upsamples by ``scale·r`` with ``log2(scale·r)`` nearest-x2 stages. ``None`` picks Real-ESRGAN's choice
+    (2 for x2, 4 for x1, else 1); ``pixel_unshuffle=1`` at x2 is the 2018 ESRGAN x2 network.
+    Inputs whose sides are not a multiple of ``r`` are reflect-padded and the output cropped, as
+    Real-ESRGAN's inference does.
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: int = 4,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
+        num_feat: int = 64,
+        num_block: int = 23,
+        num_grow_ch: int = 32,
+        pixel_unshuffle: int | None = None,
+    ) -> None:
+        super().__init__()
+        unshuffle = _default_unshuffle(scale) if pixel_unshuffle is None else pixel_unshuffle
+        body_scale = scale * unshuffle
+        num_up = round(math.log2(body_scale)) if body_scale >= 1 else -1
+        if unshuffle not in (1, 2, 4) or num_up < 0 or 2**num_up != body_scale:
+            raise ValueError(f"RRDBNet: no x{scale} network with pixel_unshuffle={unshuffle}")
+        self.scale = scale
+        self.unshuffle = unshuffle
+        self.num_up = num_up
+        self.conv_first = nn.Conv2d(num_in_ch * unshuffle**2, num_feat, 3, padding=1)
+        self.body = nn.Sequential(*(RRDB(num_feat, num_grow_ch) for _ in range(num_block)))
+        self.conv_body = nn.Conv2d(num_feat, num_feat, 3, padding=1)
+        for k in range(1, num_up + 1):
+            setattr(self, f"conv_up{k}", nn.Conv2d(num_feat, num_feat, 3, padding=1))
+        self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, padding=1)
+        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, padding=1)
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        r = self.unshuffle
+        if r > 1:
+            pad_h, pad_w = -h % r, -w % r
+            if pad_h or pad_w:
+                mode = "reflect" if min(h, w) > max(pad_h, pad_w) else "replicate"
+                x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+            x = F.pixel_unshuffle(x, r)
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        for k in range(1, self.num_up + 1):
+            up = getattr(self, f"conv_up{k}")
+            feat = self.lrelu(up(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        out = self.conv_last(self.lrelu(self.conv_hr(feat)))
+        return out[..., : h * self.scale, : w * self.scale] if r > 1 else out
+
+
+# --- state-dict layouts --------------------------------------------------------------------------
+
+_RDB_2019 = re.compile(r"RRDB_trunk\.(\d+)\.RDB(\d)\.conv(\d)\.(weight|bias)$")
+_RDB_OLD = re.compile(r"model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)$")
+_TRUNK_OLD = re.compile(r"model\.1\.sub\.(\d+)\.(weight|bias)$")
+_TOP_OLD = re.compile(r"model\.(\d+)\.(weight|bias)$")
+_NAMES_2019 = {"trunk_conv": "conv_body", "HRconv": "conv_hr", "conv_first": "conv_first", "conv_last": "conv_last"}
+
+
+def _convert_2019(sd: StateDict) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in sd.items():
+        name, _, param = key.rpartition(".")
+        if m := _RDB_2019.match(key):
+            out[f"body.{m[1]}.rdb{m[2]}.conv{m[3]}.{m[4]}"] = value
+        elif name in _NAMES_2019:
+            out[f"{_NAMES_2019[name]}.{param}"] = value
+        elif m := re.fullmatch(r"upconv(\d+)", name):
+            out[f"conv_up{m[1]}.{param}"] = value
+        else:
+            out[key] = value  # left for the strict load to report
+    return out
+
+
+def _convert_old(sd: StateDict) -> dict[str, Any]:
+    """The 2018 ``nn.Sequential``: 0 first conv, 1 trunk (``sub.{nb}`` its last conv), then for each
+    nearest-x2 stage (Upsample, conv, LReLU) at 2..; HR conv and last conv are the two highest indices."""
+    top = sorted({int(m[1]) for k in sd if (m := _TOP_OLD.match(k)) and int(m[1]) >= 2})
+    if len(top) < 2:
+        raise ValueError("old ESRGAN layout without HR and last convs")
+    names = {0: "conv_first", top[-2]: "conv_hr", top[-1]: "conv_last"}
+    names.update({idx: f"conv_up{k}" for k, idx in enumerate(top[:-2], start=1)})
+    out: dict[str, Any] = {}
+    for key, value in sd.items():
+        if m := _RDB_OLD.match(key):
+            out[f"body.{m[1]}.rdb{m[2]}.conv{m[3]}.{m[4]}"] = value
+        elif m := _TRUNK_OLD.match(key):
+            out[f"conv_body.{m[2]}"] = value
+        elif (m := _TOP_OLD.match(key)) and int(m[1]) in names:
+            out[f"{names[int(m[1])]}.{m[2]}"] = value
+        else:
+            out[key] = value
+    return out
+
+
+def convert(sd: StateDict) -> dict[str, Any]:
+    """Rename the 2018 ``model.*`` or the 2019 ``RRDB_trunk`` layout to BasicSR names; others pass through."""
+    if any(k.startswith("model.1.sub.") for k in sd):
+        return _convert_old(sd)
+    if any(k.startswith("RRDB_trunk.") for k in sd):
+        return _convert_2019(sd)
+    return dict(sd)
+
+
+def detect(sd: StateDict) -> bool:
+    keys = ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_body.weight", "conv_hr.weight", "conv_last.weight")
+    return all(k in sd for k in keys)
+
+
+def hparams_from(sd: StateDict) -> dict[str, Any]:
+    num_feat, in_ch = sd["conv_first.weight"].shape[:2]
+    num_out_ch = sd["conv_last.weight"].shape[0]
+    num_up = len([k for k in sd if re.fullmatch(r"conv_up\d+\.weight", k)])
+    # Real-ESRGAN x2plus/x1 fold the RGB input into 12/48 channels: conv_first sees in_ch = out_ch·r².
+    unshuffle = next((r for r in (4, 2) if in_ch == num_out_ch * r * r), 1)
+    if 2**num_up % unshuffle:
+        raise ValueError(f"RRDBNet with {num_up} upsampling convs cannot follow a x{unshuffle} unshuffle")
+    return {
+        "scale": 2**num_up // unshuffle,
+        "num_in_ch": in_ch // unshuffle**2,
+        "num_out_ch": num_out_ch,
+        "num_feat": num_feat,
+        "num_block": len({m[1] for k in sd if (m := re.match(r"body\.(\d+)\.", k))}),
+        "num_grow_ch": sd["body.0.rdb1.conv1.weight"].shape[0],
+        "pixel_unshuffle": unshuffle,
+    }
+
+
+def receptive_radius(num_block: int = 23, num_up: int = 2, unshuffle: int = 1) -> int:
+    """Theoretical receptive-field radius in input pixels: every 3×3 conv reaches one pixel further
+    at its own resolution (2 + 15·num_block convs before the upsampling)."""
+    lr_convs = 2 + 15 * num_block
+    hr_reach = sum(0.5**k for k in range(1, num_up + 1)) + 2 * 0.5**num_up
+    return math.ceil((lr_convs + hr_reach) * unshuffle)
+
+
+ESRGAN_SPEC = ModelSpec(
+    name="esrgan",
+    build=RRDBNet,
+    scales=(1, 2, 4, 8),
+    title="ESRGAN: Enhanced Super-Resolution GANs (ECCVW 2018); Real-ESRGAN (ICCVW 2021)",
+    colour="rgb",
+    input_kind="lr",
+    value_range=1.0,
+    # No global operations, so tiling is exact once the pad covers the receptive field: 349 input px
+    # for the x4 network (x2plus/x1 reach 2x/4x that). Engines pad less and feather the seams; the
+    # contribution of far pixels is negligible in practice.
+    margin_px=receptive_radius(),
+    exact_tiling=True,
+    detect=detect,
+    convert=convert,
+    hparams_from=hparams_from,
+)

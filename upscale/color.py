@@ -9,9 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-_RGB_TO_YCBCR = np.array(
-    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
-) / 255.0
+_RGB_TO_YCBCR = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
 _OFFSET = np.array([16.0, 128.0, 128.0]) / 255.0
 _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 

@@ -11,6 +11,7 @@ fits in ``tile_pad - feather`` the stitched result equals the untiled one.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
 from collections import deque
@@ -180,7 +181,11 @@ class Upscaler:
 
     # ------------------------------------------------------------------ colour and layout
     def _prepare(self, img: np.ndarray) -> tuple[_FrameMeta, np.ndarray]:
-        if not isinstance(img, np.ndarray) or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+        if (
+            not isinstance(img, np.ndarray)
+            or img.ndim not in (2, 3)
+            or (img.ndim == 3 and img.shape[2] not in (1, 3, 4))
+        ):
             shape = getattr(img, "shape", None)
             raise UpscaleError(f"expected an H×W, H×W×1, H×W×3 or H×W×4 image, got shape {shape}")
         if img.dtype == np.uint8:
@@ -278,7 +283,7 @@ class Upscaler:
         def axis(lo: int, hi: int, size: int) -> tuple[list[tuple[int, int]], int]:
             n = max(1, math.ceil((hi - lo) / tile))
             edges = [lo + round(i * (hi - lo) / n) for i in range(n + 1)]
-            cores = list(zip(edges[:-1], edges[1:], strict=True))
+            cores = list(itertools.pairwise(edges))
             win = min(size, max(b - a for a, b in cores) + 2 * self.tile_pad)
             return cores, win
 
@@ -389,8 +394,8 @@ class Upscaler:
 
     @staticmethod
     def _crop(tile: _Tile) -> np.ndarray:
-        t, l, b, r = tile.window
-        return tile.frame.planes[:, t:b, l:r]
+        top, left, bottom, right = tile.window
+        return tile.frame.planes[:, top:bottom, left:right]
 
     def _place(self, module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
         module = module.to(device=self.device, dtype=dtype).eval()

@@ -175,11 +175,24 @@ def test_margin_gives_exact_tiles(scale: int) -> None:
     own, gives the same pixels as the whole image (the widest variant, 9-5-5)."""
     net = _randomised(SRCNN(kernel_sizes=(9, 5, 5), n1=16, n2=8)).double()
     m = SRCNN_SPEC.margin_px
-    lr = torch.from_numpy(rgb_to_y(photo("coffee", (2 * m + 10, 2 * m + 8)) / 255.0))[None, None]
+    lr = torch.from_numpy(rgb_to_y(photo("coffee", (2 * m + 14, 2 * m + 13)) / 255.0))[None, None]
+    top, left, bottom, right = m + 4, m + 3, m + 9, m + 9  # the tile in LR pixels, with context beyond the margin
     with torch.no_grad():
         full = net(imresize(lr, scale=scale))
-        top, left, bottom, right = m, m, m + 8, m + 5  # the tile, in LR pixels
         tile = net(imresize(lr[..., top - m : bottom + m, left - m : right + m], scale=scale))
     s = scale
     inner = tile[..., m * s : (m + bottom - top) * s, m * s : (m + right - left) * s]
     torch.testing.assert_close(inner, full[..., top * s : bottom * s, left * s : right * s], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_half_precision_matches_float32(device: str) -> None:
+    """``supports_half``: float16 stays within a small fraction of the float32 output's range."""
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    net = _randomised(SRCNN(kernel_sizes=(9, 5, 5))).to(device)
+    x = imresize(torch.from_numpy(rgb_to_y(photo("camera", (24, 20)) / 255.0))[None, None], scale=3).float().to(device)
+    with torch.no_grad():
+        ref = net(x)
+        half = net.half()(x.half()).float()
+    assert (half - ref).abs().max() <= 2e-3 * ref.abs().max() + 2e-3

@@ -11,6 +11,10 @@ _COMMANDS = {
     "images": "upscale.cli.images:images",
     "models": "upscale.cli.models:models",
     "weights": "upscale.cli.weights:weights",
+    "video": "upscale.cli.video:video",
+    "pipe": "upscale.cli.pipe:pipe",
+    "eval": "upscale.cli.eval:eval_command",
+    "bench": "upscale.cli.bench:bench",
 }
 
 

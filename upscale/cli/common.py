@@ -63,7 +63,9 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 metavar="NAME",
                 help=f"Model ({', '.join(REGISTRY.names())}). Default: the best with bundled weights.",
             ),
-            click.option("-s", "--scale", type=click.IntRange(1), default=None, help="Model scale (default: the model's)."),
+            click.option(
+                "-s", "--scale", type=click.IntRange(1), default=None, help="Model scale (default: the model's)."
+            ),
             click.option(
                 "--weights",
                 default=None,

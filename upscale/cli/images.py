@@ -24,7 +24,9 @@ class Job:
     dst: Path
 
 
-def expand_inputs(inputs: list[str], *, recursive: bool) -> tuple[list[tuple[Path, Path | None]], list[tuple[str, str]]]:
+def expand_inputs(
+    inputs: list[str], *, recursive: bool
+) -> tuple[list[tuple[Path, Path | None]], list[tuple[str, str]]]:
     """Files to process, each with the folder its output path mirrors; and ``(input, reason)`` failures."""
     found: list[tuple[Path, Path | None]] = []
     errors: list[tuple[str, str]] = []
@@ -42,7 +44,9 @@ def expand_inputs(inputs: list[str], *, recursive: bool) -> tuple[list[tuple[Pat
             matches = sorted(Path(p) for p in glob.glob(item, recursive=recursive) if Path(p).is_file())
             if not matches:
                 errors.append((item, "no file matches this pattern"))
-            base = Path(*[part for part in Path(item).parts if not _GLOB_CHARS & set(part)][:-1] or ["."])
+            parts = Path(item).parts
+            first = next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))
+            base = Path(*parts[:first]) if first else Path()
             found += [(p, base if p.is_relative_to(base) else None) for p in matches]
         else:
             errors.append((item, "no such file"))
@@ -75,7 +79,9 @@ def _plan(
 
 @click.command()
 @click.argument("inputs", nargs=-1)
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output folder (or file for one input).")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), default=None, help="Output folder (or file for one input)."
+)
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders; ** in globs.")
 @click.option(
     "--from-file",

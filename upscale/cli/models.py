@@ -43,7 +43,15 @@ def models(as_json: bool) -> None:
         return
     head = ("model", "scales", "colour", "input", "params", "bundled weights", "paper")
     table = [
-        (r["name"], r["scales"], r["colour"], r["input"], f"{r['params']:,} ({r['params_at']})", r["bundled"], r["title"])
+        (
+            r["name"],
+            r["scales"],
+            r["colour"],
+            r["input"],
+            f"{r['params']:,} ({r['params_at']})",
+            r["bundled"],
+            r["title"],
+        )
         for r in rows
     ]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *table, strict=True)]

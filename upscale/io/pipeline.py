@@ -8,6 +8,7 @@ stops every stage, which is what Ctrl-C or a failure in the consumer calls.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -55,10 +56,8 @@ class Pipeline:
             except _Stopped:
                 pass
             except BaseException as exc:  # handed to the consumer, which re-raises it
-                try:
+                with contextlib.suppress(_Stopped):
                     self._put(q, (_ERROR, exc))
-                except _Stopped:
-                    pass
 
         thread = threading.Thread(target=target, name=f"upscale-{name}", daemon=True)
         self._threads.append(thread)

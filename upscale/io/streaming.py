@@ -126,7 +126,7 @@ def upscale_video(src: Path, dst: Path, up: Upscaler, opts: VideoOptions, *,
                 tmp, format_name=format_name, settings=settings, width=width, height=height, pix_fmt=pix_fmt,
                 rate=reader.rate, time_base=reader.time_base, colour=colour, rotation=first.frame.rotation,
                 metadata=dict(reader.container.metadata), stream_metadata=dict(reader.stream.metadata),
-                copy_streams=reader.copy_streams, name=str(dst),
+                copy_streams=reader.copy_streams, samples=reader.sample_packets(), name=str(dst),
             )
             notes += writer.notes
             for n in notes:
@@ -178,10 +178,15 @@ def upscale_y4m(reader: Y4MReader, out: BinaryIO, up: Upscaler, *, matrix: int |
     first = frame_from_planes(first_planes, pix_fmt, h.width, h.height)
     path = make_frame_path(up, first, colour, pix_fmt, (width, height))
 
+    damaged: list[BadMediaError] = []
+
     def prepare() -> Iterator[tuple[np.ndarray, Any]]:
         yield path.prepare(first)
-        for planes in reader:
-            yield path.prepare(frame_from_planes(planes, pix_fmt, h.width, h.height))
+        try:
+            for planes in reader:
+                yield path.prepare(frame_from_planes(planes, pix_fmt, h.width, h.height))
+        except BadMediaError as exc:  # a cut-off stream: finish the complete frames, then report
+            damaged.append(exc)
 
     def finish(items: Iterator[tuple[np.ndarray, Any]]) -> Iterator[list[np.ndarray]]:
         for out_arr, side in items:
@@ -197,6 +202,8 @@ def upscale_y4m(reader: Y4MReader, out: BinaryIO, up: Upscaler, *, matrix: int |
             written += 1
             if on_progress is not None:
                 on_progress(written)
+    if damaged:
+        raise damaged[0]
     return written
 
 
@@ -209,14 +216,17 @@ def upscale_raw(src: BinaryIO, out: BinaryIO, up: Upscaler, *, width: int, heigh
     channels = RAW_CHANNELS[pix_fmt]
     size = width * height * channels
 
+    damaged: list[BadMediaError] = []
+
     def read() -> Iterator[tuple[np.ndarray, None]]:
         index = 0
         while True:
             data = read_exact(src, size)
             if not data:
                 return
-            if len(data) < size:
-                raise BadMediaError(f"{name}: frame {index} is truncated ({len(data)} of {size} bytes)")
+            if len(data) < size:  # finish the complete frames, then report
+                damaged.append(BadMediaError(f"{name}: frame {index} is truncated ({len(data)} of {size} bytes)"))
+                return
             arr = np.frombuffer(data, np.uint8).reshape(height, width, channels)
             yield (arr[..., 0] if channels == 1 else arr), None
             index += 1
@@ -234,4 +244,6 @@ def upscale_raw(src: BinaryIO, out: BinaryIO, up: Upscaler, *, width: int, heigh
             written += 1
             if on_progress is not None:
                 on_progress(written)
+    if damaged:
+        raise damaged[0]
     return written

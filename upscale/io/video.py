@@ -9,6 +9,7 @@ duration).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from .yuv import Colour
 log = logging.getLogger("upscale.video")
 
 VIDEO_SUFFIXES = frozenset(
-    ".mp4 .m4v .mkv .mov .webm .avi .ts .mts .m2ts .flv .wmv .mpg .mpeg .ogv .3gp .y4m .nut".split()
+    [".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".mpg", ".mpeg", ".ogv", ".3gp", ".y4m", ".nut"]
 )
 """Suffixes of the files a folder input is searched for."""
 CONTAINERS = {"mp4": "mp4", "mkv": "matroska", "mov": "mov", "webm": "webm", "avi": "avi", "nut": "nut"}
@@ -206,6 +207,24 @@ class VideoReader:
             packet.dts -= offset
         return True
 
+    def sample_packets(self, limit: int = 2000) -> dict[int, av.Packet]:
+        """The first packet of each copied stream, read through a second handle (for :func:`accepts`)."""
+        wanted = {s.index for s in self.copy_streams}
+        found: dict[int, av.Packet] = {}
+        if not wanted:
+            return found
+        try:
+            with av.open(str(self.path), metadata_errors="replace") as probe:
+                streams = [probe.streams[i] for i in sorted(wanted)]
+                for n, packet in enumerate(probe.demux(streams)):
+                    if packet.size and packet.stream.index not in found:
+                        found[packet.stream.index] = packet
+                    if len(found) == len(wanted) or n >= limit:
+                        break
+        except (av.error.FFmpegError, OSError):
+            pass
+        return found
+
     def _nominal_gap(self) -> int:
         rate = self.rate
         return max(1, round(1 / (rate * self.time_base))) if rate else 1
@@ -288,20 +307,25 @@ def check_encoder(codec: str, *, cuda: bool) -> None:
         raise UpscaleError(f"encoder '{codec}' needs the engine on a CUDA device (use --device cuda or another --codec)")
 
 
-def accepts(format_name: str, stream: av.stream.Stream) -> bool:
-    """Whether the muxer stores ``stream``'s codec as it is (tried on a scratch header in memory)."""
+def accepts(format_name: str, stream: av.stream.Stream, sample: av.Packet | None = None) -> bool:
+    """Whether the muxer stores ``stream``'s codec as it is: a scratch file in memory gets the header, the
+    ``sample`` packet and the trailer (some muxers only object to a stream when they write the trailer)."""
     scratch = av.open(io.BytesIO(), "w", format=format_name)
     try:
-        scratch.add_stream_from_template(stream)
+        out = scratch.add_stream_from_template(stream)
         scratch.start_encoding()
+        if sample is not None:
+            copy = av.Packet(bytes(sample))
+            copy.pts, copy.dts, copy.duration, copy.time_base = sample.pts, sample.dts, sample.duration, sample.time_base
+            copy.stream = out
+            scratch.mux(copy)
+        scratch.close()
         return True
     except (ValueError, av.error.FFmpegError):
         return False
     finally:
-        try:
+        with contextlib.suppress(ValueError, av.error.FFmpegError):
             scratch.close()
-        except (ValueError, av.error.FFmpegError):
-            pass
 
 
 class _AudioTranscoder:
@@ -326,7 +350,8 @@ class VideoWriter:
     def __init__(self, path: Path, *, format_name: str, settings: EncodeSettings, width: int, height: int,
                  pix_fmt: str, rate: Fraction | None, time_base: Fraction, colour: Colour, rotation: int = 0,
                  metadata: dict[str, str] | None = None, stream_metadata: dict[str, str] | None = None,
-                 copy_streams: list[av.stream.Stream] = (), name: str = "") -> None:
+                 copy_streams: list[av.stream.Stream] = (), samples: dict[int, av.Packet] | None = None,
+                 name: str = "") -> None:
         self.name = name or str(path)
         self.notes: list[str] = []
         self._durations: dict[int, int] = {}
@@ -336,7 +361,7 @@ class VideoWriter:
         self.container = av.open(str(path), "w", format=format_name)
         try:
             self._video(settings, width, height, pix_fmt, rate, time_base, colour, rotation, stream_metadata)
-            self._streams(copy_streams, format_name)
+            self._streams(copy_streams, format_name, samples or {})
             for key, value in (metadata or {}).items():
                 if key.lower() not in _STRIP_METADATA:
                     self.container.metadata[key] = value
@@ -383,9 +408,9 @@ class VideoWriter:
             raise UpscaleError(f"{self.name}: encoder '{s.codec}' could not be opened ({_reason(exc)})") from None
         self.video = stream
 
-    def _streams(self, sources: list[av.stream.Stream], format_name: str) -> None:
+    def _streams(self, sources: list[av.stream.Stream], format_name: str, samples: dict[int, av.Packet]) -> None:
         for src in sources:
-            if accepts(format_name, src):
+            if accepts(format_name, src, samples.get(src.index)):
                 out = self.container.add_stream_from_template(src)
                 self._copied[src.index] = out
             elif src.type == "audio":
@@ -406,9 +431,14 @@ class VideoWriter:
         codec = "libopus" if format_name == "webm" else "aac"
         ctx = src.codec_context
         rate = ctx.sample_rate if codec == "aac" else 48000
+        n = ctx.layout.nb_channels
+        layout = "mono" if n == 1 else "stereo" if n == 2 or "channels" in ctx.layout.name else ctx.layout.name
         try:
-            out = self.container.add_stream(codec, rate=rate)
-            out.layout = ctx.layout.name if ctx.layout.nb_channels <= 2 else "stereo"
+            trial = av.codec.CodecContext.create(codec, "w")  # a stream once added cannot be taken back
+            trial.sample_rate, trial.layout = rate, layout
+            trial.format = av.codec.Codec(codec, "w").audio_formats[0]
+            trial.open()
+            out = self.container.add_stream(codec, rate=rate, layout=layout)
         except (ValueError, av.error.FFmpegError) as exc:
             self.notes.append(f"audio stream {src.index} ({ctx.name}) dropped: {format_name} cannot hold it "
                               f"and {codec} is unavailable ({_reason(exc)})")
@@ -456,7 +486,5 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Close without flushing (the file is to be deleted)."""
-        try:
+        with contextlib.suppress(av.error.FFmpegError, ValueError, OSError):
             self.container.close()
-        except (av.error.FFmpegError, ValueError, OSError):
-            pass

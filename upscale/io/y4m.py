@@ -205,11 +205,17 @@ class Y4MReader:
     def __init__(self, stream: BinaryIO, name: str = "stdin") -> None:
         self.stream = stream
         self.name = name
-        line = _read_line(stream, "header")
-        if line is None:
+        signature = read_exact(stream, len(MAGIC))
+        if not signature:
             raise BadMediaError(f"{name}: empty input; expected a YUV4MPEG2 stream")
+        if signature != MAGIC:
+            raise BadMediaError(f"{name}: not a YUV4MPEG2 stream (no 'YUV4MPEG2' signature)")
         try:
-            self.header = Y4MHeader.parse(line)
+            rest = _read_line(stream, "header")
+        except BadMediaError as exc:
+            raise BadMediaError(f"{name}: {exc}") from None
+        try:
+            self.header = Y4MHeader.parse(signature + (rest or b""))
         except ValueError as exc:
             raise BadMediaError(f"{name}: {exc}") from None
         self.frames_read = 0

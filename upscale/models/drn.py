@@ -172,7 +172,7 @@ def load_dual_models(path: str | Path) -> nn.ModuleList:
     ``build_dual_models(...).state_dict()``, with shapes giving F and the scale."""
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # any parse failure is a bad file
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
         raise WeightsError(f"{path}: not a readable weights file ({type(exc).__name__})") from None
     if isinstance(obj, Mapping):  # a ModuleList state dict: "0.dual_module..."
         groups: dict[int, dict[str, Any]] = {}

@@ -56,7 +56,11 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
                 from scipy.io import loadmat
             except ImportError:  # pragma: no cover - scipy ships with the test extras
                 raise WeightsError(f"{path}: reading MATLAB files needs SciPy (pip install scipy)") from None
-            sd = {k: torch.from_numpy(v.astype("float64")) for k, v in loadmat(str(path)).items() if not k.startswith("__")}
+            sd = {
+                k: torch.from_numpy(v.astype("float64"))
+                for k, v in loadmat(str(path)).items()
+                if not k.startswith("__")
+            }
         else:
             sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except WeightsError:
@@ -68,7 +72,9 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
             "use a safetensors file or a plain state dict"
         ) from None
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
-        raise WeightsError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        raise WeightsError(
+            f"{path}: not a readable weights file ({type(exc).__name__}: {exc})".splitlines()[0]
+        ) from None
     return canonicalize(sd, path)
 
 
@@ -87,7 +93,7 @@ def canonicalize(sd: Any, origin: str | Path = "weights") -> dict[str, Any]:
         raise WeightsError(f"{origin}: holds no state dict")
     out = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
     if out and all(k.startswith("module.") for k in out):
-        out = {k[len("module."):]: v for k, v in out.items()}
+        out = {k[len("module.") :]: v for k, v in out.items()}
     if not out:
         raise WeightsError(f"{origin}: holds no tensors")
     return out

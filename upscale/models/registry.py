@@ -44,8 +44,9 @@ class ModelSpec:
     """Pixel values the network expects: 1.0 for [0, 1], 255.0 for [0, 255]."""
 
     margin_px: int = 16
-    """Receptive-field radius in input pixels. Tiles padded by at least this much (plus the
-    feather) give the untiled result exactly when ``exact_tiling`` is true."""
+    """Context in input pixels a tile needs on each side; the default tile pad is this plus the
+    feather. For ``exact_tiling`` models it is the receptive-field radius, so tiled output equals
+    untiled output; for the others it is what makes seams invisible in practice."""
 
     exact_tiling: bool = True
     """False where the result depends on global position (pooling grids, instance statistics),
@@ -130,6 +131,6 @@ class Registry:
                 sd = spec.convert(state_dict) if spec.convert else state_dict
                 if spec.detect(sd):
                     return spec
-            except Exception:  # a converter that cannot handle a foreign layout says no
+            except Exception:  # noqa: BLE001 - a converter that cannot handle a foreign layout says no
                 continue
         return None

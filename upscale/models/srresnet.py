@@ -191,7 +191,7 @@ def convert_msrresnet(sd: StateDict) -> dict[str, Any]:
     out = {}
     for key, value in sd.items():
         old = next((o for o in _MMSR_NAMES if key.startswith(o)), None)
-        out[_MMSR_NAMES[old] + key[len(old):] if old else key] = value
+        out[_MMSR_NAMES[old] + key[len(old) :] if old else key] = value
     return out
 
 

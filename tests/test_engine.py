@@ -1,0 +1,242 @@
+"""The engine on its own: tiling, colour handling, layouts, precision and memory fallbacks."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tests.conftest import photo
+from upscale.color import rgb_to_ycbcr, rgb_to_ycbcr_torch, ycbcr_to_rgb, ycbcr_to_rgb_torch
+from upscale.engine import EngineOptions, Upscaler
+from upscale.errors import UpscaleError
+from upscale.models import REGISTRY, LoadedModel, ModelSpec, build_model
+
+# Narrower or shallower networks where the full size would take minutes on two CPU cores; tiling
+# depends on the receptive field and global operations, which these keep.
+_SMALL = {
+    "drcn": {"num_filters": 32},
+    "esrgan": {"num_block": 3},
+    "drn-s": {"n_blocks": 4},
+    "drn-l": {"n_feats": 20, "n_blocks": 4},
+}
+
+
+def _model(name: str) -> LoadedModel:
+    spec = REGISTRY.get(name)
+    torch.manual_seed(0)
+    return build_model(spec, spec.default_scale, **_SMALL.get(name, {}))
+
+
+def _tiled_vs_untiled(model: LoadedModel, img: np.ndarray, tile: int) -> np.ndarray:
+    whole = Upscaler(model, EngineOptions(tile=0)).upscale(img)
+    tiled = Upscaler(model, EngineOptions(tile=tile, batch_size=3)).upscale(img)
+    assert tiled.shape == whole.shape
+    return np.abs(tiled.astype(np.float64) - whole)
+
+
+@pytest.mark.parametrize("name", [s.name for s in REGISTRY if s.exact_tiling])
+def test_tiled_equals_untiled_for_exact_models(name: str) -> None:
+    model = _model(name)
+    img = photo("astronaut", (88, 72)).astype(np.float32) / 255
+    diff = _tiled_vs_untiled(model, img, tile=32)
+    assert diff.max() <= 1e-4, f"{name}: max difference {diff.max():.2e}"
+
+
+@pytest.mark.parametrize("name", [s.name for s in REGISTRY if not s.exact_tiling])
+def test_tiling_of_position_dependent_models_stays_within_their_own_shift_variance(name: str) -> None:
+    """Models with pooled attention (RLFN's ESA, DRN's channel attention) or a receptive field wider than
+    any pad (ESRGAN) cannot give the untiled result exactly. The tiled result must still differ from it
+    less than the untiled model differs from itself when the photo moves by one pixel, and by at most
+    2/255 anywhere."""
+    model = _model(name)
+    img = photo("astronaut", (129, 113)).astype(np.float32) / 255
+    diff = _tiled_vs_untiled(model, img[:-1, :-1], tile=32)
+    up = Upscaler(model, EngineOptions(tile=0))
+    s = model.scale
+    a, b = up.upscale(img[:-1, :-1]), up.upscale(img[1:, 1:])
+    shift = np.abs(a[s:, s:].astype(np.float64) - b[:-s, :-s])
+    assert diff.mean() <= shift.mean() + 1e-6, (diff.mean(), shift.mean())
+    assert diff.max() <= 2 / 255, f"{name}: max difference {diff.max() * 255:.2f}/255"
+
+
+def test_rlfn_official_weights_tile_close_to_untiled(shared_data) -> None:
+    from upscale.models import load_model
+
+    model = load_model("rlfn", weights=shared_data / "official-weights/rlfn/rlfn_x2.pth")
+    img = photo("astronaut", (161, 161)).astype(np.float32) / 255
+    diff = _tiled_vs_untiled(model, img[:-1, :-1], tile=64)
+    up = Upscaler(model, EngineOptions(tile=0))
+    a, b = up.upscale(img[:-1, :-1]), up.upscale(img[1:, 1:])
+    shift = np.abs(a[2:, 2:].astype(np.float64) - b[:-2, :-2])
+    assert diff.mean() <= shift.mean(), (diff.mean(), shift.mean())
+    assert 10 * np.log10(1 / np.mean(diff**2)) > 50  # PSNR of tiled against untiled
+
+
+def test_ycbcr_round_trip_matches_matlab_constants() -> None:
+    rgb = photo("coffee", (40, 30)).astype(np.float64) / 255
+    ycc = rgb_to_ycbcr(rgb)
+    assert np.abs(ycbcr_to_rgb(ycc) - rgb).max() < 1e-12
+    # MATLAB rgb2ycbcr: white -> (235, 128, 128), black -> (16, 128, 128).
+    np.testing.assert_allclose(
+        rgb_to_ycbcr(np.array([[[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]])) * 255,
+        [[[235, 128, 128], [16, 128, 128]]],
+        atol=1e-9,
+    )
+    t = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    torch.testing.assert_close(rgb_to_ycbcr_torch(t)[0].permute(1, 2, 0).numpy(), ycc)
+    torch.testing.assert_close(ycbcr_to_rgb_torch(rgb_to_ycbcr_torch(t)), t)
+
+
+@pytest.mark.parametrize("name", ["bicubic", "srcnn"])
+@pytest.mark.parametrize("kind", ["rgb8", "rgba8", "gray8", "gray1", "rgb16", "gray16", "float32"])
+def test_layouts_and_bit_depths_are_kept(name: str, kind: str) -> None:
+    rgb = photo("chelsea", (36, 28))
+    gray = rgb[..., 1]
+    img = {
+        "rgb8": rgb,
+        "rgba8": np.dstack([rgb, np.linspace(0, 255, 36 * 28).reshape(28, 36).astype(np.uint8)]),
+        "gray8": gray,
+        "gray1": gray[..., None],
+        "rgb16": rgb.astype(np.uint16) * 257,
+        "gray16": gray.astype(np.uint16) * 257,
+        "float32": rgb.astype(np.float32) / 255,
+    }[kind]
+    out = Upscaler(_model(name), EngineOptions(tile=0)).upscale(img)
+    s = 4
+    assert out.dtype == img.dtype
+    assert out.shape == (img.shape[0] * s, img.shape[1] * s, *img.shape[2:])
+    if kind == "rgba8":  # alpha is upscaled on its own and kept
+        alpha = out[..., 3].astype(float)
+        assert abs(alpha.mean() - img[..., 3].mean()) < 3
+    if kind == "rgb16":  # 16-bit output uses the full range, not 8-bit steps
+        assert np.any(out % 257 != 0)
+
+
+def test_bicubic_model_keeps_grey_grey_and_colours_close() -> None:
+    img = photo("coffee", (48, 32))
+    out = Upscaler(_model("bicubic"), EngineOptions(tile=0)).upscale(img)
+    small = out.reshape(32, 4, 48, 4, 3).mean(axis=(1, 3))
+    assert np.abs(small - img).mean() < 6
+
+
+def test_y_model_on_grey_input_keeps_values_for_identity_network() -> None:
+    """A Y model whose network is the identity returns the bicubic-upsampled grey image unchanged in range."""
+
+    class Identity(nn.Module):
+        def __init__(self, *, scale: int) -> None:
+            super().__init__()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    spec = ModelSpec(name="ident", build=Identity, scales=(2,), colour="y", input_kind="bicubic", needs_weights=False)
+    model = build_model(spec, 2)
+    gray = np.full((20, 24), 77, np.uint8)
+    assert np.all(Upscaler(model, EngineOptions(tile=0)).upscale(gray) == 77)
+    rgb = np.zeros((20, 24, 3), np.uint8)
+    rgb[:] = (200, 40, 90)
+    out = Upscaler(model, EngineOptions(tile=0)).upscale(rgb)
+    assert np.abs(out.astype(int) - (200, 40, 90)).max() <= 1
+
+
+def test_outscale_gives_any_final_size() -> None:
+    img = photo("astronaut", (50, 40))
+    up = Upscaler(_model("bicubic"), EngineOptions(tile=0, outscale=2.5))
+    assert up.scale == 2.5
+    assert up.upscale(img).shape == (100, 125, 3)
+
+
+def test_batches_across_frames_keep_order() -> None:
+    model = _model("srcnn")
+    frames = [photo(n, (40, 32)) for n in ("astronaut", "coffee", "chelsea", "rocket", "coffee")]
+    up = Upscaler(model, EngineOptions(tile=16, batch_size=5))
+    single = [Upscaler(model, EngineOptions(tile=0)).upscale(f) for f in frames]
+    for a, b in zip(up.upscale_many(iter(frames)), single, strict=True):
+        assert np.abs(a.astype(int) - b).max() <= 1
+
+
+class _OOMOverArea(nn.Module):
+    """Bicubic x2 that raises CUDA's out-of-memory error when a batch holds more than ``max_pixels``."""
+
+    def __init__(self, *, scale: int = 2, max_pixels: int = 90 * 90) -> None:
+        super().__init__()
+        self.scale, self.max_pixels, self.failures = scale, max_pixels, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] * x.shape[-1] * x.shape[-2] > self.max_pixels:
+            self.failures += 1
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        from upscale.resize import imresize
+
+        return imresize(x, scale=self.scale)
+
+
+def test_out_of_memory_halves_batch_then_tile_without_restarting(caplog: pytest.LogCaptureFixture) -> None:
+    spec = ModelSpec(name="oom", build=_OOMOverArea, scales=(2,), margin_px=3, needs_weights=False)
+    model = build_model(spec, 2)
+    img = photo("astronaut", (120, 100))
+    expected = Upscaler(build_model(REGISTRY.get("bicubic"), 2), EngineOptions(tile=0)).upscale(img)
+    up = Upscaler(model, EngineOptions(tile=0, batch_size=4))
+    with caplog.at_level(logging.WARNING, logger="upscale.engine"):
+        outs = [up.upscale(img) for _ in range(2)]
+    for out in outs:
+        assert np.abs(out.astype(int) - expected).max() <= 1
+    assert up.tile_px == 60 and up.batch_size == 1
+    assert any("tile size lowered" in r.message for r in caplog.records)
+    assert any("batch size lowered" in r.message for r in caplog.records)
+    # Once adapted, later frames run without a single failure.
+    model.module.failures = 0
+    assert np.abs(up.upscale(img).astype(int) - expected).max() <= 1
+    assert model.module.failures == 0
+
+
+def test_nonfinite_half_results_are_redone_in_fp32(caplog: pytest.LogCaptureFixture) -> None:
+    class Overflow(nn.Module):
+        def __init__(self, *, scale: int = 2) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(1))
+            self.up = nn.Upsample(scale_factor=scale)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            big = x * 1e5 * self.w  # beyond fp16's range, fine in fp32
+            return self.up(big / 1e5)
+
+    spec = ModelSpec(name="overflow", build=Overflow, scales=(2,), needs_weights=False)
+    model = build_model(spec, 2)
+    img = photo("coffee", (32, 24))
+    up = Upscaler(model, EngineOptions(tile=0, precision="bf16"))
+    # bf16 has fp32's range; force the check with a half-precision run where the CPU supports it.
+    up.dtype = torch.float16
+    up.module = up.module.to(torch.float16)
+    with caplog.at_level(logging.WARNING, logger="upscale.engine"):
+        try:
+            out = up.upscale(img)
+        except (RuntimeError, NotImplementedError) as exc:  # pragma: no cover - CPU without fp16 kernels
+            pytest.skip(f"no fp16 on this CPU: {exc}")
+    ref = Upscaler(model, EngineOptions(tile=0, precision="fp32")).upscale(img)
+    assert np.array_equal(out, ref)
+    assert sum("non-finite" in r.message for r in caplog.records) == 1
+
+
+def test_bad_options_raise_clear_errors() -> None:
+    model = _model("bicubic")
+    with pytest.raises(UpscaleError, match="batch size"):
+        Upscaler(model, EngineOptions(batch_size=0))
+    with pytest.raises(UpscaleError, match="CUDA is not available" if not torch.cuda.is_available() else "unknown"):
+        Upscaler(model, EngineOptions(device="cuda:0" if not torch.cuda.is_available() else "nonsense"))
+    with pytest.raises(UpscaleError, match="shape"):
+        Upscaler(model).upscale(np.zeros((4, 4, 2), np.uint8))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fp16_matches_fp32() -> None:  # pragma: no cover - runs on GPU machines
+    model = _model("rlfn")
+    img = photo("astronaut", (128, 96))
+    a = Upscaler(model, EngineOptions(device="cuda", precision="fp16")).upscale(img)
+    b = Upscaler(model, EngineOptions(device="cpu", precision="fp32")).upscale(img)
+    assert np.abs(a.astype(int) - b).mean() < 1.0

@@ -1,0 +1,64 @@
+"""Counting a network's multiply-accumulates (MACs) for one input size.
+
+Convolutions, transposed convolutions and linear layers are counted with forward hooks; element-wise
+work, pooling, interpolation and activations are not, which is the convention of SR papers and the
+NTIRE efficiency reports (their "FLOPs" are these MACs). The pass runs on the ``meta`` device, so
+counting a 4K frame costs no memory and no time; one FLOP here is half a MAC's work, i.e.
+``flops = 2 * macs``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["count_macs"]
+
+
+def _conv_macs(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
+    if isinstance(module, nn.Linear):
+        return output.numel() * module.in_features
+    kernel = math.prod(module.kernel_size)  # type: ignore[arg-type]
+    if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        # every input element is spread over kernel × out_channels/groups outputs
+        return inputs[0].numel() * kernel * module.out_channels // module.groups  # type: ignore[operator]
+    return output.numel() * kernel * module.in_channels // module.groups  # type: ignore[operator]
+
+
+_COUNTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+
+
+def count_macs(module: nn.Module, input_shape: tuple[int, ...], *, on_meta: bool = True) -> int:
+    """MACs of ``module(x)`` for an ``x`` of ``input_shape`` (N×C×H×W), counted on a throw-away copy.
+
+    ``on_meta`` runs the copy on the ``meta`` device (shapes only); where an operation has no meta
+    kernel the count falls back to a real float32 pass on the CPU.
+    """
+    total = 0
+
+    def hook(mod: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        total += _conv_macs(mod, inputs, output)
+
+    def run(device: str) -> int:
+        nonlocal total
+        total = 0
+        clone = copy.deepcopy(module).to(device=device, dtype=torch.float32).eval()
+        handles = [m.register_forward_hook(hook) for m in clone.modules() if isinstance(m, _COUNTED)]
+        try:
+            with torch.inference_mode():
+                clone(torch.zeros(input_shape, device=device))
+        finally:
+            for h in handles:
+                h.remove()
+        return total
+
+    if on_meta:
+        try:
+            return run("meta")
+        except (NotImplementedError, RuntimeError):
+            pass
+    return run("cpu")

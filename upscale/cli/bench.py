@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -89,7 +90,10 @@ def _report(r: SpeedResult, random: bool) -> str:
 
 def _compare_table(results: list[SpeedResult]) -> str:
     base = results[0]
-    head = f"{'precision':<9}  {'tile':>5}  {'frames/s':>9}  {'MP/s':>8}  {'ms/frame':>9}  {'GFLOP/s':>8}  {'peak mem':>9}  {'vs first':>8}"
+    head = (
+        f"{'precision':<9}  {'tile':>5}  {'frames/s':>9}  {'MP/s':>8}  {'ms/frame':>9}"
+        f"  {'GFLOP/s':>8}  {'peak mem':>9}  {'vs first':>8}"
+    )
     lines = [head, "-" * len(head)]
     for r in results:
         tile = "-" if r.tile == 0 else str(r.tile)
@@ -102,22 +106,34 @@ def _compare_table(results: list[SpeedResult]) -> str:
 
 @click.command()
 @click.argument("model")
-@click.option("-s", "--scale", type=click.IntRange(1), default=None, help="Scale (default: the weights' or the model's).")
+@click.option(
+    "-s", "--scale", type=click.IntRange(1), default=None, help="Scale (default: the weights' or the model's)."
+)
 @click.option("--weights", default=None, metavar="PATH|NAME", help="Weights file or known checkpoint name.")
 @click.option("--random-weights", is_flag=True, help="Time an untrained network (also used when no weights exist).")
 @click.option("--size", type=SizeParam(), default="640x360", show_default=True, help="Input frame size, WxH.")
-@click.option("--frames", type=click.IntRange(1), default=None, help="Frames to time [default: 20 on a GPU, 3 on the CPU].")
+@click.option(
+    "--frames", type=click.IntRange(1), default=None, help="Frames to time [default: 20 on a GPU, 3 on the CPU]."
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
 @click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
+    "--precision",
+    type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+    default="auto",
+    show_default=True,
     help="auto = fp16 on CUDA, fp32 elsewhere.",
 )
-@click.option("--tile", type=TileParam(), default="auto", show_default=True, help="Tile size in LR pixels; 0 = untiled.")
+@click.option(
+    "--tile", type=TileParam(), default="auto", show_default=True, help="Tile size in LR pixels; 0 = untiled."
+)
 @click.option("--tile-pad", type=click.IntRange(0), default=None, help="Context around each tile in LR pixels.")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Tiles or frames per batch.")
 @click.option("--compare", is_flag=True, help="Time every supported precision with each of --tiles, side by side.")
 @click.option(
-    "--tiles", type=TileListParam(), default="0,128,256", show_default=True,
+    "--tiles",
+    type=TileListParam(),
+    default="0,128,256",
+    show_default=True,
     help="Tile sizes for --compare (0 = untiled).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results on stdout.")
@@ -165,7 +181,9 @@ def bench(
             opts = EngineOptions(device=str(dev), precision=prec, tile=t, tile_pad=tile_pad, batch_size=batch_size)  # type: ignore[arg-type]
             if not quiet:
                 click.echo(f"timing {loaded.spec.name} x{loaded.scale}: {prec}, tile {t}", err=True)
-            results.append(measure(Upscaler(loaded, opts), clip))
+            # a copy per run: the engine converts the module it is given to its precision in place
+            run = dataclasses.replace(loaded, module=copy.deepcopy(loaded.module))
+            results.append(measure(Upscaler(run, opts), clip))
     except UpscaleError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

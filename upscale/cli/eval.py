@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ from ..errors import UpscaleError
 from ..eval.protocol import DatasetResult, Protocol, evaluate_dataset, list_images
 from .common import TileParam, build_upscaler, error_line, verbosity_options
 
+log = logging.getLogger("upscale")
+
 
 def _fmt(v: float, digits: int) -> str:
     if math.isnan(v):
@@ -24,7 +27,11 @@ def _fmt(v: float, digits: int) -> str:
 def _table(result: DatasetResult, title: str) -> str:
     rows = [(r.name, f"{r.width}x{r.height}", r.psnr, r.ssim, r.bicubic_psnr, r.bicubic_ssim) for r in result.images]
     rows.append(
-        ("mean", f"{len(result.images)} images", *(result.mean(k) for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")))
+        (
+            "mean",
+            f"{len(result.images)} images",
+            *(result.mean(k) for k in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")),
+        )
     )
     w0 = max(len("image"), *(len(r[0]) for r in rows))
     w1 = max(len("size"), *(len(r[1]) for r in rows))
@@ -62,7 +69,9 @@ def _summary(results: list[DatasetResult]) -> str:
     required=True,
     help="Folder of high-resolution images (Set5, Set14, ...); repeat for several, one row each.",
 )
-@click.option("-s", "--scale", type=click.IntRange(1), default=None, help="Scale (default: the weights' or the model's).")
+@click.option(
+    "-s", "--scale", type=click.IntRange(1), default=None, help="Scale (default: the weights' or the model's)."
+)
 @click.option("--weights", default=None, metavar="PATH|NAME", help="Weights file or known checkpoint name.")
 @click.option(
     "--lr-dir",
@@ -70,9 +79,13 @@ def _summary(results: list[DatasetResult]) -> str:
     multiple=True,
     help="Folder of given LR images (same stem, or stem + 'x{scale}') instead of making them; one per --data.",
 )
-@click.option("--save", type=click.Path(path_type=Path), default=None, help="Write SR images to SAVE/<dataset>/<stem>.png.")
+@click.option(
+    "--save", type=click.Path(path_type=Path), default=None, help="Write SR images to SAVE/<dataset>/<stem>.png."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results on stdout instead of tables.")
-@click.option("--crop-border", type=click.IntRange(0), default=None, help="Pixels dropped at each edge (default: scale).")
+@click.option(
+    "--crop-border", type=click.IntRange(0), default=None, help="Pixels dropped at each edge (default: scale)."
+)
 @click.option("--round-y", is_flag=True, help="Round Y to integers (MATLAB rgb2ycbcr on uint8); about -0.01..-0.09 dB.")
 @click.option(
     "--gray",
@@ -83,9 +96,15 @@ def _summary(results: list[DatasetResult]) -> str:
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
 @click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="fp32", show_default=True, help="Precision."
+    "--precision",
+    type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="Precision.",
 )
-@click.option("--tile", type=TileParam(), default="0", show_default=True, help="Tile size in LR pixels; 0 = whole images.")
+@click.option(
+    "--tile", type=TileParam(), default="0", show_default=True, help="Tile size in LR pixels; 0 = whole images."
+)
 @click.option("--tile-pad", type=click.IntRange(0), default=None, help="Context around each tile in LR pixels.")
 @verbosity_options
 def eval_command(
@@ -119,9 +138,20 @@ def eval_command(
         except UpscaleError as exc:
             raise click.ClickException(str(exc)) from None
     up = build_upscaler(
-        model=model, scale=scale, weights=weights, device=device, precision=precision, tile=tile, tile_pad=tile_pad,
+        model=model,
+        scale=scale,
+        weights=weights,
+        device=device,
+        precision=precision,
+        tile=tile,
+        tile_pad=tile_pad,
         batch_size=1,
     )
+    if scale is None and up.spec.any_scale:
+        # e.g. SRCNN's .mat files do not record the scale they were trained for
+        log.warning(
+            "'%s' works at any scale and none was given; evaluating at x%d (use --scale)", model, up.model_scale
+        )
     protocol = Protocol(scale=up.model_scale, crop_border=crop_border, round_y=round_y, gray=gray)  # type: ignore[arg-type]
     names = [d.name for d in data]
     results: list[DatasetResult] = []
@@ -134,7 +164,11 @@ def eval_command(
         with tqdm(total=total, desc=folder.name, unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
             try:
                 res = evaluate_dataset(
-                    up, folder, protocol, lr_dir=lr_dir[i] if lr_dir else None, save_dir=save_dir,
+                    up,
+                    folder,
+                    protocol,
+                    lr_dir=lr_dir[i] if lr_dir else None,
+                    save_dir=save_dir,
                     on_image=lambda _name: bar.update(1),
                 )
             except UpscaleError as exc:

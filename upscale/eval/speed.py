@@ -186,7 +186,9 @@ def measure(
     )
 
 
-def matmul_gflops(device: torch.device, dtype: torch.dtype = torch.float32, *, size: int = 2048, repeats: int = 5) -> float:
+def matmul_gflops(
+    device: torch.device, dtype: torch.dtype = torch.float32, *, size: int = 2048, repeats: int = 5
+) -> float:
     """Dense ``size × size`` matrix-multiply throughput: the device's practical peak for ``dtype``."""
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)

@@ -10,7 +10,7 @@ from .bundled import bundled_weights, find_bundled
 from .drcn import DRCN_SPEC
 from .drn import DRN_L_SPEC, DRN_S_SPEC
 from .esrgan import ESRGAN_SPEC
-from .loading import LoadedModel, build_model, model_from_state_dict, read_state_dict
+from .loading import LoadedModel, build_model, model_from_state_dict, read_state_dict, recorded_scale
 from .perceptual import PERCEPTUAL_SPEC
 from .registry import ModelSpec, Registry
 from .rlfn import RLFN_S_SPEC, RLFN_SPEC
@@ -91,4 +91,6 @@ def load_model(
     if path is None:
         return build_model(spec, scale or spec.default_scale)
     sd = read_state_dict(path)
-    return model_from_state_dict(spec, sd, scale=scale, registry=registry, origin=str(path))
+    return model_from_state_dict(
+        spec, sd, scale=scale, registry=registry, origin=str(path), recorded_scale=recorded_scale(path)
+    )

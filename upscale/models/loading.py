@@ -6,6 +6,7 @@ are read: a checkpoint that needs arbitrary code to unpickle is refused.
 
 from __future__ import annotations
 
+import logging
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from torch import nn
 
 from ..errors import WeightsError
 from .registry import ModelSpec, Registry, StateDict
+
+log = logging.getLogger("upscale.models")
 
 _WRAPPERS = ("params_ema", "params", "state_dict", "model", "net", "generator", "netG")
 
@@ -34,6 +37,20 @@ class LoadedModel:
     @property
     def num_params(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
+
+
+def recorded_scale(path: str | Path) -> int | None:
+    """The ``scale`` a safetensors file records in its metadata (``upscale weights convert`` writes it)."""
+    if Path(path).suffix.lower() != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            value = (f.metadata() or {}).get("scale")
+    except Exception:  # noqa: BLE001 - unreadable files are reported by read_state_dict
+        return None
+    return int(value) if value and value.isdigit() else None
 
 
 def read_state_dict(path: str | Path) -> dict[str, Any]:
@@ -107,7 +124,13 @@ def build_model(spec: ModelSpec, scale: int, **hparams: Any) -> LoadedModel:
 
 
 def model_from_state_dict(
-    spec: ModelSpec, sd: StateDict, *, scale: int | None, registry: Registry | None, origin: str
+    spec: ModelSpec,
+    sd: StateDict,
+    *,
+    scale: int | None,
+    registry: Registry | None,
+    origin: str,
+    recorded_scale: int | None = None,
 ) -> LoadedModel:
     """Convert ``sd`` to ``spec``'s layout, check it is that architecture, build and load it."""
     try:
@@ -120,9 +143,11 @@ def model_from_state_dict(
         what = f"weights of '{found.name}'" if found else "an unknown architecture"
         raise WeightsError(f"{origin}: holds {what}, not '{spec.name}'")
     hp = spec.hparams_from(converted) if spec.hparams_from else {}
-    file_scale = hp.pop("scale", None)
+    file_scale = hp.pop("scale", None) or recorded_scale
     if scale is not None and file_scale is not None and file_scale != scale and not spec.any_scale:
         raise WeightsError(f"{origin}: holds '{spec.name}' weights for x{file_scale}, not x{scale}")
+    if scale is None and file_scale is None:
+        log.warning("%s: the weights do not record a scale; using x%d (pass --scale)", origin, spec.default_scale)
     final_scale = scale if scale is not None else (file_scale or spec.default_scale)
     module = spec.build(scale=final_scale, **{**spec.default_hparams, **hp})
     try:

@@ -36,8 +36,11 @@ T = TypeVar("T")
 def make_clip(path: Path, width: int, height: int, frames: int) -> None:
     """A pan across a synthetic but detailed texture (no test data needed), 24 fps, libx264."""
     rng = np.random.default_rng(0)
-    base = cv2.resize(rng.integers(0, 256, (height // 4, width // 2, 3), dtype=np.uint8), (width * 2, height),
-                      interpolation=cv2.INTER_CUBIC)
+    base = cv2.resize(
+        rng.integers(0, 256, (height // 4, width // 2, 3), dtype=np.uint8),
+        (width * 2, height),
+        interpolation=cv2.INTER_CUBIC,
+    )
     base = cv2.GaussianBlur(base, (0, 0), 1.0)
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=24, options={"crf": "16"})
@@ -108,8 +111,7 @@ def main() -> None:
             net = build_model(spec, args.scale).module
             save_file({k: v.contiguous() for k, v in net.state_dict().items()}, weights)
         loaded = load_model(args.model, scale=args.scale, weights=weights)
-        up = Upscaler(loaded, EngineOptions(device=args.device, precision=args.precision,
-                                            batch_size=args.batch_size))
+        up = Upscaler(loaded, EngineOptions(device=args.device, precision=args.precision, batch_size=args.batch_size))
         src = folder / "clip.mp4"
         make_clip(src, width, height, args.frames)
 
@@ -122,8 +124,10 @@ def main() -> None:
             (folder / "out.mp4").unlink()
             whole = max(whole, result.frames / result.seconds)
 
-    print(f"model {spec.name} x{args.scale} on {up.device} ({up.dtype}), {n} frames {width}x{height} -> "
-          f"{round(width * up.scale)}x{round(height * up.scale)}, {args.codec} {args.preset}")
+    print(
+        f"model {spec.name} x{args.scale} on {up.device} ({up.dtype}), {n} frames {width}x{height} -> "
+        f"{round(width * up.scale)}x{round(height * up.scale)}, {args.codec} {args.preset}"
+    )
     print(f"engine alone    {alone:8.2f} frames/s")
     print(f"whole pipeline  {whole:8.2f} frames/s")
     print(f"ratio           {whole / alone:8.3f}   (target >= 0.85)")

@@ -22,8 +22,11 @@ SAMPLE_RATE = 48000
 def pan(photo: np.ndarray, width: int, height: int, n: int) -> list[np.ndarray]:
     """``n`` frames sliding from the left edge of ``photo`` to its right edge."""
     scale = height / photo.shape[0] * 1.25
-    img = cv2.resize(photo, (max(width + 1, round(photo.shape[1] * scale)), round(photo.shape[0] * scale)),
-                     interpolation=cv2.INTER_AREA)
+    img = cv2.resize(
+        photo,
+        (max(width + 1, round(photo.shape[1] * scale)), round(photo.shape[0] * scale)),
+        interpolation=cv2.INTER_AREA,
+    )
     top = (img.shape[0] - height) // 2
     span = img.shape[1] - width
     return [img[top : top + height, round(span * i / max(n - 1, 1)) :][:, :width] for i in range(n)]
@@ -50,8 +53,9 @@ def main() -> None:
     with av.open(args.output, "w") as out:
         video = out.add_stream("libx264" if not args.output.endswith(".webm") else "libvpx-vp9", rate=args.fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        audio = out.add_stream("aac" if not args.output.endswith(".webm") else "libopus", rate=SAMPLE_RATE,
-                               layout="stereo")
+        audio = out.add_stream(
+            "aac" if not args.output.endswith(".webm") else "libopus", rate=SAMPLE_RATE, layout="stereo"
+        )
         for i, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             frame.pts = i
@@ -63,8 +67,9 @@ def main() -> None:
         stereo = np.stack([tone, tone]).astype(np.float32)
         step = audio.codec_context.frame_size or 1024
         for k in range(0, stereo.shape[1], step):
-            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, k : k + step]), format="fltp",
-                                               layout="stereo")
+            chunk = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(stereo[:, k : k + step]), format="fltp", layout="stereo"
+            )
             chunk.sample_rate, chunk.pts, chunk.time_base = SAMPLE_RATE, k, Fraction(1, SAMPLE_RATE)
             out.mux(audio.encode(chunk))
         out.mux(audio.encode(None))

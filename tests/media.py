@@ -169,8 +169,9 @@ def yuv_planes(frame: av.VideoFrame) -> list[np.ndarray]:
 KR_KB = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114)}
 
 
-def yuv_to_rgb_reference(y: np.ndarray, u: np.ndarray, v: np.ndarray, *, matrix: int, full_range: bool,
-                         bits: int = 8) -> np.ndarray:
+def yuv_to_rgb_reference(
+    y: np.ndarray, u: np.ndarray, v: np.ndarray, *, matrix: int, full_range: bool, bits: int = 8
+) -> np.ndarray:
     """RGB in [0, 255] from 8-bit (or deeper) planes by the textbook equations (chroma already full size)."""
     kr, kb = KR_KB[matrix]
     scale = float(1 << (bits - 8))

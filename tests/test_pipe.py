@@ -25,15 +25,20 @@ from upscale.resize import imresize_np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def y4m_stream(chroma: str = "420jpeg", n: int = 4, size: tuple[int, int] = (48, 32),
-               extensions: tuple[str, ...] = ("COLORRANGE=LIMITED",)) -> tuple[bytes, list[list[np.ndarray]]]:
+def y4m_stream(
+    chroma: str = "420jpeg",
+    n: int = 4,
+    size: tuple[int, int] = (48, 32),
+    extensions: tuple[str, ...] = ("COLORRANGE=LIMITED",),
+) -> tuple[bytes, list[list[np.ndarray]]]:
     """Frames panning across a real photo as a YUV4MPEG2 stream (BT.601, limited range), and their planes."""
     header = Y4MHeader(size[0], size[1], Fraction(24), chroma=chroma, extensions=extensions)
     fmt = header.pix_fmt
     frames = []
     for rgb in pan_frames(n, size):
-        frame = av.VideoFrame.from_ndarray(rgb, "rgb24").reformat(format=fmt, dst_colorspace="itu601",
-                                                                  dst_color_range="MPEG")
+        frame = av.VideoFrame.from_ndarray(rgb, "rgb24").reformat(
+            format=fmt, dst_colorspace="itu601", dst_color_range="MPEG"
+        )
         frames.append([_plane(frame, i, header.dtype) for i in range(len(frame.planes))])
     buf = io.BytesIO()
     writer = Y4MWriter(buf, header)
@@ -65,8 +70,14 @@ def read_all(data: bytes) -> tuple[Y4MHeader, list[list[np.ndarray]]]:
 
 def test_y4m_through_a_real_shell_pipe() -> None:
     data, frames = y4m_stream("420jpeg", n=5)
-    proc = subprocess.run([sys.executable, "-m", "upscale", "pipe", "-m", "bicubic", "-s", "2"], input=data,
-                          capture_output=True, cwd=REPO, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "upscale", "pipe", "-m", "bicubic", "-s", "2"],
+        input=data,
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     header, out = read_all(proc.stdout)  # stdout holds frames and nothing else
     assert (header.width, header.height, header.rate, header.chroma) == (96, 64, Fraction(24), "420jpeg")
@@ -108,8 +119,9 @@ def test_y_model_runs_on_the_luma_plane(tmp_path: Path) -> None:
 def test_raw_frames(pix_fmt: str, channels: int) -> None:
     rgb = pan_frames(3, (40, 24))
     frames = [f if channels == 3 else cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb]
-    code, out, err = run_pipe(b"".join(f.tobytes() for f in frames), "-m", "bicubic", "-s", "2",
-                              "--raw", "40x24", "--pix-fmt", pix_fmt)
+    code, out, err = run_pipe(
+        b"".join(f.tobytes() for f in frames), "-m", "bicubic", "-s", "2", "--raw", "40x24", "--pix-fmt", pix_fmt
+    )
     assert code == 0, err
     assert len(out) == 3 * 80 * 48 * channels
     got = np.frombuffer(out, np.uint8).reshape(3, 48, 80, channels)
@@ -128,8 +140,11 @@ def test_cut_off_stream_writes_complete_frames_then_fails() -> None:
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [(b"", "empty input"), (b"\x00\x00\x00\x18ftypmp42" + bytes(100), "not a YUV4MPEG2 stream"),
-     (b"YUV4MPEG2 W4 H4 C444alpha\n", "alpha")],
+    [
+        (b"", "empty input"),
+        (b"\x00\x00\x00\x18ftypmp42" + bytes(100), "not a YUV4MPEG2 stream"),
+        (b"YUV4MPEG2 W4 H4 C444alpha\n", "alpha"),
+    ],
     ids=["empty", "mp4", "alpha"],
 )
 def test_bad_streams_give_one_line(data: bytes, message: str) -> None:
@@ -148,8 +163,10 @@ def test_raw_size_is_checked() -> None:
 def test_ffmpeg_pipe_both_ways(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", n=6, audio=None)
     dst = tmp_path / "out.mkv"
-    cmd = (f"ffmpeg -v error -i {src} -f yuv4mpegpipe - | {sys.executable} -m upscale pipe -q -m bicubic -s 2 "
-           f"| ffmpeg -v error -i - -c:v ffv1 {dst}")
+    cmd = (
+        f"ffmpeg -v error -i {src} -f yuv4mpegpipe - | {sys.executable} -m upscale pipe -q -m bicubic -s 2 "
+        f"| ffmpeg -v error -i - -c:v ffv1 {dst}"
+    )
     proc = subprocess.run(cmd, shell=True, cwd=REPO, capture_output=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr.decode()
     b = probe(dst)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -18,6 +19,7 @@ from upscale.engine import EngineOptions, Upscaler
 from upscale.io import streaming
 from upscale.io.streaming import VideoOptions, upscale_video
 from upscale.io.video import EncodeSettings, VideoWriter
+from upscale.io.yuv import resize_chroma
 from upscale.models import REGISTRY, build_model
 from upscale.models.bicubic import Bicubic
 from upscale.models.loading import LoadedModel
@@ -87,8 +89,9 @@ def test_no_audio_drops_audio(tmp_path: Path) -> None:
 def test_start_and_duration_cut_video_and_audio(tmp_path: Path) -> None:
     src = make_video(tmp_path / "long.mkv", n=24, rate=24, audio="aac")
     dst = tmp_path / "part.mkv"
-    code, out = run(src, "-m", "bicubic", "-s", "2", "--start", "0.25", "--duration", "0:0.5", "-o", dst,
-                    "--progress", "none")
+    code, out = run(
+        src, "-m", "bicubic", "-s", "2", "--start", "0.25", "--duration", "0:0.5", "-o", dst, "--progress", "none"
+    )
     assert code == 0, out
     b = probe(dst)
     # frames at 6/24 s .. 17/24 s, shifted to start at 0
@@ -126,8 +129,9 @@ def patch_frame(size: tuple[int, int] = (96, 64)) -> np.ndarray:
     [(None, None, 6, 1), (1, False, 1, 1), (1, True, 1, 2), (5, False, 5, 1)],
     ids=["untagged-sd-is-601", "bt709", "bt709-full", "bt470bg"],
 )
-def test_colours_survive_with_the_tagged_matrix(tmp_path: Path, matrix: int | None, full_range: bool | None,
-                                                expect_matrix: int, expect_range: int) -> None:
+def test_colours_survive_with_the_tagged_matrix(
+    tmp_path: Path, matrix: int | None, full_range: bool | None, expect_matrix: int, expect_range: int
+) -> None:
     src = make_video(tmp_path / "c.mkv", [patch_frame()] * 4, matrix=matrix, full_range=full_range, audio=None)
     code, out = run(src, "-m", "bicubic", "-s", "2", "--progress", "none")
     assert code == 0, out
@@ -173,6 +177,37 @@ def test_outscale_rounds_to_even_sides_with_a_note(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------- the luma path
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("left", [True, False], ids=["left-sited", "centred"])
+@pytest.mark.parametrize("out_factor", [2, 1], ids=["to-420", "to-444"])
+def test_chroma_samples_take_the_value_of_where_they_sit(scale: int, left: bool, out_factor: int) -> None:
+    """A chroma plane holding each sample's own luma position must, resized, hold the output samples' positions
+    mapped back to the input, as the upscaled luma is (pixel centres aligned)."""
+    w, h = 48, 32
+    cols = 2 * np.arange(w // 2) + (0.0 if left else 0.5)  # luma x of each chroma column
+    rows = 2 * np.arange(h // 2) + 0.5  # 4:2:0 chroma is centred vertically
+    out_w, out_h = w * scale // out_factor, h * scale // out_factor
+    for axis, positions in ((1, cols), (0, rows)):
+        plane = np.broadcast_to(positions[None, :] if axis else positions[:, None], (h // 2, w // 2))
+        got = resize_chroma(
+            np.ascontiguousarray(plane, np.float32),
+            out_w,
+            out_h,
+            scale=(scale, scale),
+            in_factor=(2, 2),
+            out_factor=(out_factor, out_factor),
+            left=left,
+        )
+        offset = (0.0 if left and axis else (out_factor - 1) / 2) if out_factor > 1 else 0.0
+        out_pos = out_factor * np.arange(out_w if axis else out_h) + offset  # output luma of each sample
+        expected = (out_pos + 0.5) / scale - 0.5
+        line = got[out_h // 2] if axis else got[:, out_w // 2]
+        error = (line - expected)[3 * scale : -3 * scale]  # away from the replicated border
+        # OpenCV's cubic (a = -0.75) bends a ramp back and forth by up to 0.14 luma pixels, but on average
+        # not at all; a siting slip would shift every sample by 0.25 luma pixels or more.
+        assert abs(error.mean()) < 0.02 and np.abs(error).max() < 0.2
+
+
 def _y_model_weights(tmp_path: Path, scale: int = 2) -> Path:
     loaded = build_model(REGISTRY.get("srcnn"), scale)
     path = tmp_path / "srcnn.safetensors"
@@ -184,17 +219,19 @@ def test_y_model_upscales_luma_and_resizes_chroma_without_rgb(tmp_path: Path) ->
     src = make_video(tmp_path / "in.mp4", audio=None, pts_ms=VFR_MS)
     weights = _y_model_weights(tmp_path)
     dst = tmp_path / "out.mkv"
-    code, out = run(src, "-m", "srcnn", "--weights", weights, "-s", "2", "--codec", "ffv1", "-o", dst,
-                    "--progress", "none")
+    code, out = run(
+        src, "-m", "srcnn", "--weights", weights, "-s", "2", "--codec", "ffv1", "-o", dst, "--progress", "none"
+    )
     assert code == 0, out
     a, b = probe(src, keep_frames=True), probe(dst, keep_frames=True)
     assert b.times == pytest.approx(a.times, abs=1e-3)
     assert (b.width, b.height, b.pix_fmt) == (128, 96, "yuv420p")
+    sited = {"scale": (2, 2), "in_factor": (2, 2), "out_factor": (2, 2), "left": True}  # H.264's default siting
     for fa, fb in zip(a.frames, b.frames, strict=True):
         _, ua, va = yuv_planes(fa)
         _, ub, vb = yuv_planes(fb)
-        for pa, pb in ((ua, ub), (va, vb)):  # chroma is the bicubic resize of the decoded plane, exactly
-            np.testing.assert_array_equal(cv2.resize(pa, (64, 48), interpolation=cv2.INTER_CUBIC), pb)
+        for pa, pb in ((ua, ub), (va, vb)):  # chroma is the decoded plane resized, not rebuilt from RGB
+            np.testing.assert_array_equal(resize_chroma(pa, 64, 48, **sited), pb)
 
 
 Y_BICUBIC = ModelSpec(name="bicubic-y", build=Bicubic, scales=(2,), colour="y", margin_px=3, needs_weights=False)
@@ -203,8 +240,9 @@ Y_BICUBIC = ModelSpec(name="bicubic-y", build=Bicubic, scales=(2,), colour="y", 
 @pytest.mark.parametrize("full_range", [False, True])
 def test_luma_path_maps_studio_swing_both_ways(tmp_path: Path, full_range: bool) -> None:
     """With bicubic as a Y model the output Y must be the bicubic Y, whatever the range of the video."""
-    src = make_video(tmp_path / "in.mkv", n=3, codec="ffv1", pix_fmt="yuv420p", audio=None, matrix=1,
-                     full_range=full_range)
+    src = make_video(
+        tmp_path / "in.mkv", n=3, codec="ffv1", pix_fmt="yuv420p", audio=None, matrix=1, full_range=full_range
+    )
     up = Upscaler(LoadedModel(Y_BICUBIC, Bicubic(scale=2), 2, None), EngineOptions(tile=0))
     dst = tmp_path / "out.mkv"
     upscale_video(src, dst, up, VideoOptions(encode=EncodeSettings(codec="ffv1")))
@@ -376,3 +414,48 @@ def test_frames_stay_bounded_in_flight(tmp_path: Path, monkeypatch: pytest.Monke
     assert len(decoded) == 40
     # queues of 2 between 3 stages, plus frames held inside stages (engine batch, encoder hand-off)
     assert max(lead) <= 3 * opts.queue_depth + up.batch_size + 3
+
+
+def test_cut_off_file_is_upscaled_as_far_as_it_goes_with_a_warning(tmp_path: Path) -> None:
+    whole = make_video(tmp_path / "whole.mkv", n=72, rate=24)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    code, out = run(cut, "-m", "bicubic", "-s", "2", "--progress", "none")
+    assert code == 0, out
+    assert "is the file cut off?" in out
+    assert 10 < len(probe(tmp_path / "cut_x2.mp4").times) < 72
+
+
+def test_pixel_format_and_aspect_ratio(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "a.mkv", n=4, audio=None)
+    anamorphic = tmp_path / "sar.mkv"
+    with av.open(str(anamorphic), "w") as out, av.open(str(src)) as c:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for frame in c.decode(video=0):
+            frame.pict_type = av.video.frame.PictureType.NONE
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    code, out = run(anamorphic, "-m", "bicubic", "-s", "2", "--pix-fmt", "yuv444p", "--progress", "none")
+    assert code == 0, out
+    with av.open(str(tmp_path / "sar_x2.mp4")) as c:
+        v = c.streams.video[0]
+        assert v.codec_context.sample_aspect_ratio == Fraction(4, 3)
+        assert v.codec_context.pix_fmt == "yuv444p" and (v.width, v.height) == (128, 96)
+    code, out = run(src, "-m", "bicubic", "-s", "2", "--pix-fmt", "rgb48le")
+    assert code == 1 and "does not take pixel format 'rgb48le'" in _one_error_line(out)
+
+
+def test_outputs_that_would_collide_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    make_video(folder / "clip.mp4", n=4, audio=None)
+    make_video(folder / "clip.mkv", n=4, audio=None)
+    code, out = run(folder, "-m", "bicubic", "-s", "2", "--overwrite", "--progress", "none")
+    assert code == 1
+    assert "its output" in _one_error_line(out) and "1 upscaled" in out
+    assert [p.name for p in folder.glob("*_x2.mp4")] == ["clip_x2.mp4"]
+    # a second run does not take the first run's output for another input
+    code, out = run(folder, "-m", "bicubic", "-s", "2", "-o", tmp_path / "one.mp4")
+    assert code == 2 and "names one file, but there are 2 videos" in out

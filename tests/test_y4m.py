@@ -127,3 +127,11 @@ def test_writer_refuses_planes_of_the_wrong_shape() -> None:
     writer = Y4MWriter(io.BytesIO(), Y4MHeader(4, 4))
     with pytest.raises(ValueError, match="needs"):
         writer.write([np.zeros((4, 4), np.uint8)] * 3)
+
+
+@pytest.mark.parametrize(
+    ("chroma", "left"),
+    [("420jpeg", False), ("420", False), ("420mpeg2", True), ("420paldv", True), ("422", True), ("420p10", True)],
+)
+def test_chroma_siting_follows_the_colour_space_tag(chroma: str, left: bool) -> None:
+    assert Y4MHeader(8, 8, chroma=chroma).chroma_left is left

@@ -398,6 +398,11 @@ class Upscaler:
         return tile.frame.planes[:, top:bottom, left:right]
 
     def _place(self, module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+        """``module`` on the engine's device in ``dtype``; a copy when that changes it, so the caller's
+        model is left as it was."""
+        first = next(iter(module.parameters()), None)
+        if first is not None and (first.device != self.device or first.dtype != dtype):
+            module = copy.deepcopy(module)
         module = module.to(device=self.device, dtype=dtype).eval()
         if self._channels_last:
             module = module.to(memory_format=torch.channels_last)
@@ -414,7 +419,7 @@ class Upscaler:
                 log.warning("%s produced non-finite values; redoing those batches in fp32", self.dtype)
                 self._warned_nonfinite = True
             if self._fp32_module is None:
-                self._fp32_module = self._place(copy.deepcopy(self.model.module), torch.float32)
+                self._fp32_module = self._place(self.model.module, torch.float32)
             out = self._forward_tensor(x, self._fp32_module, torch.float32)
         return list(out.float().clamp(0.0, 1.0).cpu().numpy())
 

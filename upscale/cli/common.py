@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from ..engine import EngineOptions, Upscaler
 from ..errors import UpscaleError
+from ..io.files import same_file
 from ..models import REGISTRY, default_model_name, load_model
 
 log = logging.getLogger("upscale")
@@ -149,6 +150,38 @@ def build_upscaler(
         "model %s x%d (%s), %s, %s", loaded.spec.name, loaded.scale, loaded.weights or "no weights", up.device, up.dtype
     )
     return up
+
+
+def existing_output_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--skip-existing`` / ``--overwrite``, as ``existing='fail'|'skip'|'overwrite'``."""
+
+    @click.option("--skip-existing", is_flag=True, help="Leave outputs that exist alone.")
+    @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (inputs are never replaced).")
+    @functools.wraps(func)
+    def wrapper(*args: Any, skip_existing: bool, overwrite: bool, **kwargs: Any) -> Any:
+        if skip_existing and overwrite:
+            raise click.UsageError("--skip-existing and --overwrite exclude each other")
+        existing = "skip" if skip_existing else "overwrite" if overwrite else "fail"
+        return func(*args, existing=existing, **kwargs)
+
+    return wrapper
+
+
+def output_allowed(src: Path, dst: Path, sources: set[Path], existing: str) -> bool | None:
+    """Whether to write ``dst``: True, None to skip it, False after reporting why not.
+
+    ``sources`` are the resolved inputs of the whole batch, none of which is ever overwritten.
+    """
+    if dst.resolve() in sources or same_file(src, dst):
+        error_line(dst, "is an input; refusing to overwrite it")
+        return False
+    if dst.exists():
+        if existing == "skip":
+            return None
+        if existing != "overwrite":
+            error_line(dst, "exists (use --overwrite or --skip-existing)")
+            return False
+    return True
 
 
 def scale_label(scale: float) -> str:

@@ -70,7 +70,11 @@ def _summary(results: list[DatasetResult]) -> str:
     help="Folder of high-resolution images (Set5, Set14, ...); repeat for several, one row each.",
 )
 @click.option(
-    "-s", "--scale", type=click.IntRange(1), default=None, help="Scale (default: the weights' or the model's)."
+    "-s",
+    "--scale",
+    type=click.IntRange(1),
+    default=None,
+    help="Scale (default: the weights'; SRCNN .mat files do not record theirs).",
 )
 @click.option("--weights", default=None, metavar="PATH|NAME", help="Weights file or known checkpoint name.")
 @click.option(

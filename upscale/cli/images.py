@@ -11,9 +11,16 @@ import click
 from tqdm import tqdm
 
 from ..errors import BadMediaError, UpscaleError
-from ..io.files import same_file
 from ..io.image import FORMATS, IMAGE_SUFFIXES, decode_image, encode_image, read_image, write_image
-from .common import build_upscaler, engine_options, error_line, scale_label, verbosity_options
+from .common import (
+    build_upscaler,
+    engine_options,
+    error_line,
+    existing_output_options,
+    output_allowed,
+    scale_label,
+    verbosity_options,
+)
 
 _GLOB_CHARS = set("*?[")
 
@@ -98,8 +105,7 @@ def _plan(
     help="Output format.",
 )
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality.")
-@click.option("--skip-existing", is_flag=True, help="Leave outputs that exist alone.")
-@click.option("--overwrite", is_flag=True, help="Replace outputs that exist (inputs are never replaced).")
+@existing_output_options
 @engine_options
 @verbosity_options
 def images(
@@ -109,8 +115,7 @@ def images(
     from_file: click.utils.LazyFile | None,
     fmt: str,
     quality: int | None,
-    skip_existing: bool,
-    overwrite: bool,
+    existing: str,
     quiet: bool,
     **engine: object,
 ) -> None:
@@ -118,8 +123,6 @@ def images(
 
     Outputs are named {stem}_x{scale}.{ext}, beside the input or in OUTPUT mirroring the folders.
     """
-    if skip_existing and overwrite:
-        raise click.UsageError("--skip-existing and --overwrite exclude each other")
     items = list(inputs)
     if from_file is not None:
         items += [line.strip() for line in from_file if line.strip()]
@@ -137,22 +140,15 @@ def images(
         error_line(item, reason)
     done = skipped = 0
     failed = len(failures)
-    inputs_resolved = {j.src.resolve() for j in jobs}
+    sources = {j.src.resolve() for j in jobs}
     with tqdm(jobs, desc="images", unit="img", disable=quiet or not jobs, file=sys.stderr, dynamic_ncols=True) as bar:
         for job in bar:
             bar.set_postfix_str(job.src.name, refresh=False)
-            if job.dst.resolve() in inputs_resolved or same_file(job.src, job.dst):
-                error_line(job.dst, "is an input; refusing to overwrite it")
-                failed += 1
+            allowed = output_allowed(job.src, job.dst, sources, existing)
+            if not allowed:
+                skipped += allowed is None
+                failed += allowed is False
                 continue
-            if job.dst.exists():
-                if skip_existing:
-                    skipped += 1
-                    continue
-                if not overwrite:
-                    error_line(job.dst, "exists (use --overwrite or --skip-existing)")
-                    failed += 1
-                    continue
             try:
                 write_image(job.dst, up.upscale(read_image(job.src)), quality=quality)
                 done += 1

@@ -32,22 +32,64 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
 
 
 @click.command()
-@click.option("--raw", "raw_size", metavar="WxH", callback=_size, default=None,
-              help="Headerless frames of this size instead of YUV4MPEG2 (see --pix-fmt).")
-@click.option("--pix-fmt", type=click.Choice(sorted(RAW_CHANNELS)), default="rgb24", show_default=True,
-              help="Layout of --raw frames (ffmpeg -f rawvideo -pix_fmt ...).")
-@click.option("--matrix", type=click.Choice(["auto", *sorted(MATRIX_BY_NAME)]), default="auto", show_default=True,
-              help="YCbCr matrix of the stream (YUV4MPEG2 does not say): auto is BT.601 below 720 lines, else BT.709.")
-@click.option("--range", "range_", type=click.Choice(["auto", "limited", "full"]), default="auto", show_default=True,
-              help="YCbCr range; auto reads XCOLORRANGE from the header, else limited.")
-@click.option("--progress", "progress_mode", type=click.Choice(["bar", "json", "none"]), default="none",
-              show_default=True, help="Progress on stderr.")
-@click.option("--queue", "queue_depth", type=click.IntRange(1, 256), default=4, show_default=True,
-              help="Frames waiting between reading, inference and writing at most.")
+@click.option(
+    "--raw",
+    "raw_size",
+    metavar="WxH",
+    callback=_size,
+    default=None,
+    help="Headerless frames of this size instead of YUV4MPEG2 (see --pix-fmt).",
+)
+@click.option(
+    "--pix-fmt",
+    type=click.Choice(sorted(RAW_CHANNELS)),
+    default="rgb24",
+    show_default=True,
+    help="Layout of --raw frames (ffmpeg -f rawvideo -pix_fmt ...).",
+)
+@click.option(
+    "--matrix",
+    type=click.Choice(["auto", *sorted(MATRIX_BY_NAME)]),
+    default="auto",
+    show_default=True,
+    help="YCbCr matrix of the stream (YUV4MPEG2 does not say): auto is BT.601 below 720 lines, else BT.709.",
+)
+@click.option(
+    "--range",
+    "range_",
+    type=click.Choice(["auto", "limited", "full"]),
+    default="auto",
+    show_default=True,
+    help="YCbCr range; auto reads XCOLORRANGE from the header, else limited.",
+)
+@click.option(
+    "--progress",
+    "progress_mode",
+    type=click.Choice(["bar", "json", "none"]),
+    default="none",
+    show_default=True,
+    help="Progress on stderr.",
+)
+@click.option(
+    "--queue",
+    "queue_depth",
+    type=click.IntRange(1, 256),
+    default=4,
+    show_default=True,
+    help="Frames waiting between reading, inference and writing at most.",
+)
 @engine_options
 @verbosity_options
-def pipe(raw_size: tuple[int, int] | None, pix_fmt: str, matrix: str, range_: str, progress_mode: str,
-         queue_depth: int, quiet: bool, **engine: Any) -> None:
+def pipe(
+    raw_size: tuple[int, int] | None,
+    pix_fmt: str,
+    matrix: str,
+    range_: str,
+    progress_mode: str,
+    queue_depth: int,
+    quiet: bool,
+    **engine: Any,
+) -> None:
     """Upscale a YUV4MPEG2 stream (4:2:0, 4:2:2, 4:4:4 or grey; 8 to 16 bits) from stdin to stdout.
 
     The output has the input's sampling, bit depth, frame rate and range; the size is multiplied by the scale.
@@ -61,15 +103,26 @@ def pipe(raw_size: tuple[int, int] | None, pix_fmt: str, matrix: str, range_: st
     progress = FrameProgress("none" if quiet else progress_mode, "pipe")  # type: ignore[arg-type]
     try:
         if raw_size is not None:
-            written = upscale_raw(src, out, up, width=raw_size[0], height=raw_size[1], pix_fmt=pix_fmt,
-                                  queue_depth=queue_depth, on_progress=progress.update)
+            written = upscale_raw(
+                src,
+                out,
+                up,
+                width=raw_size[0],
+                height=raw_size[1],
+                pix_fmt=pix_fmt,
+                queue_depth=queue_depth,
+                on_progress=progress.update,
+            )
         else:
             reader = Y4MReader(src, "stdin")
             written = upscale_y4m(
-                reader, out, up,
+                reader,
+                out,
+                up,
                 matrix=None if matrix == "auto" else MATRIX_BY_NAME[matrix],
                 full_range=None if range_ == "auto" else range_ == "full",
-                queue_depth=queue_depth, on_progress=progress.update,
+                queue_depth=queue_depth,
+                on_progress=progress.update,
             )
     except KeyboardInterrupt:
         progress.close(success=False)

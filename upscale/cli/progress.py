@@ -16,7 +16,9 @@ JSON_INTERVAL_S = 1.0
 class FrameProgress:
     """Counts frames of one stream; ``total`` may be None (unknown), which only drops the ETA."""
 
-    def __init__(self, mode: ProgressMode, label: str, total: int | None = None, *, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, mode: ProgressMode, label: str, total: int | None = None, *, stream: TextIO | None = None
+    ) -> None:
         self.mode = mode
         self.label = label
         self.total = total

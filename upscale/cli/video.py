@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import glob
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
 from ..errors import UpscaleError
-from ..io.files import same_file
 from ..io.streaming import StreamError, VideoOptions, upscale_video
 from ..io.video import CONTAINERS, VIDEO_SUFFIXES, EncodeSettings, check_encoder
-from .common import build_upscaler, engine_options, error_line, scale_label, verbosity_options
+from .common import (
+    build_upscaler,
+    engine_options,
+    error_line,
+    existing_output_options,
+    output_allowed,
+    scale_label,
+    verbosity_options,
+)
 from .progress import FrameProgress
 
 log = logging.getLogger("upscale.video")
@@ -43,7 +52,7 @@ class BitrateParam(click.ParamType):
     """Bits per second: ``800000``, ``2500k``, ``8M``."""
 
     name = "RATE"
-    _UNITS = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+    _UNITS: ClassVar[dict[str, int]] = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
@@ -65,6 +74,17 @@ class Job:
     dst: Path
 
 
+_OUTPUT_NAME = re.compile(r"(.+)_x\d+(?:\.\d+)?$")
+
+
+def _is_output_of_sibling(path: Path) -> bool:
+    """``clip_x2.mp4`` beside ``clip.mkv``: an earlier run's output, not another video to upscale."""
+    m = _OUTPUT_NAME.match(path.stem)
+    return m is not None and any(
+        p.suffix.lower() in VIDEO_SUFFIXES for p in path.parent.glob(glob.escape(m.group(1)) + ".*") if p != path
+    )
+
+
 def _expand(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path | None]], list[tuple[str, str]]]:
     """Video files with the folder they were found in (None for files named directly), and failures."""
     found: list[tuple[Path, Path | None]] = []
@@ -72,8 +92,12 @@ def _expand(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path |
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            files = sorted(p for p in path.glob("**/*" if recursive else "*")
-                           if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
+            files = sorted(
+                p
+                for p in path.glob("**/*" if recursive else "*")
+                if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
+            )
+            files = [p for p in files if not _is_output_of_sibling(p)]
             if not files:
                 errors.append((item, "no videos in this folder" + ("" if recursive else " (try --recursive)")))
             found += [(p, path) for p in files]
@@ -84,14 +108,21 @@ def _expand(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path |
     return found, errors
 
 
-def _plan(inputs: list[str], output: Path | None, *, recursive: bool, scale: float,
-          container: str | None) -> tuple[list[Job], list[tuple[str, str]]]:
+def _plan(
+    inputs: list[str], output: Path | None, *, recursive: bool, scale: float, container: str | None
+) -> tuple[list[Job], list[tuple[str, str]]]:
     found, errors = _expand(inputs, recursive)
     suffix = "." + (container or "mp4")
-    to_file = (output is not None and len(found) == 1 and not output.is_dir()
-               and output.suffix.lower() in VIDEO_SUFFIXES | {"." + c for c in CONTAINERS})
+    names_file = (
+        output is not None
+        and not output.is_dir()
+        and output.suffix.lower() in VIDEO_SUFFIXES | {"." + c for c in CONTAINERS}
+    )
+    if names_file and len(found) > 1:
+        raise click.UsageError(f"-o {output} names one file, but there are {len(found)} videos; give a folder")
     jobs: list[Job] = []
     seen: set[Path] = set()
+    taken: dict[Path, Path] = {}
     for src, base in found:
         if src.resolve() in seen:
             continue
@@ -99,38 +130,71 @@ def _plan(inputs: list[str], output: Path | None, *, recursive: bool, scale: flo
         name = f"{src.stem}_{scale_label(scale)}{suffix}"
         if output is None:
             dst = src.with_name(name)
-        elif to_file:
+        elif names_file:
             dst = output
         else:
             rel = src.parent.relative_to(base) if base is not None else Path()
             dst = output / rel / name
+        key = dst.resolve()
+        if key in taken:  # clip.mp4 and clip.mkv would both become clip_x2.mp4
+            errors.append((str(src), f"its output {dst} is also {taken[key]}'s; use --container or process it alone"))
+            continue
+        taken[key] = src
         jobs.append(Job(src, dst))
     return jobs, errors
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output file (one input) or folder. Default: {stem}_x{scale}.mp4 beside each input.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output file (one input) or folder. Default: {stem}_x{scale}.mp4 beside each input.",
+)
 @click.option("-r", "--recursive", is_flag=True, help="Look for videos in sub-folders too.")
-@click.option("--codec", default="libx264", show_default=True,
-              help="Video encoder: libx264, libx265, libvpx-vp9, ffv1, or h264_nvenc/hevc_nvenc with --device cuda.")
-@click.option("--crf", type=click.FloatRange(0, 63), default=None,
-              help="Constant quality (lower is better); default 18 for libx264, 20 libx265, 24 libvpx-vp9.")
+@click.option(
+    "--codec",
+    default="libx264",
+    show_default=True,
+    help="Video encoder: libx264, libx265, libvpx-vp9, ffv1, or h264_nvenc/hevc_nvenc with --device cuda.",
+)
+@click.option(
+    "--crf",
+    type=click.FloatRange(0, 63),
+    default=None,
+    help="Constant quality (lower is better); default 18 for libx264, 20 libx265, 24 libvpx-vp9.",
+)
 @click.option("--preset", default=None, help="Encoder speed preset (libx264/libx265: medium, slow ...; NVENC: p1-p7).")
 @click.option("--pix-fmt", default=None, help="Output pixel format (default: the input's, if the encoder takes it).")
 @click.option("--bitrate", type=BitrateParam(), default=None, help="Target bit rate such as 8M (instead of --crf).")
-@click.option("--container", type=click.Choice(sorted(CONTAINERS)), default=None,
-              help="Output container (default: from the output's suffix, else mp4).")
+@click.option(
+    "--container",
+    type=click.Choice(sorted(CONTAINERS)),
+    default=None,
+    help="Output container (default: from the output's suffix, else mp4).",
+)
 @click.option("--no-audio", is_flag=True, help="Drop audio and subtitle streams (copied by default).")
 @click.option("--start", type=TimeParam(), default=None, help="Start here (seconds or [HH:]MM:SS).")
 @click.option("--duration", type=TimeParam(), default=None, help="Process this much (seconds or [HH:]MM:SS).")
-@click.option("--progress", "progress_mode", type=click.Choice(["bar", "json", "none"]), default="bar",
-              show_default=True, help="Progress on stderr: a bar, or one JSON line per second.")
-@click.option("--queue", "queue_depth", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Frames waiting between decoding, inference and encoding at most.")
-@click.option("--skip-existing", is_flag=True, help="Leave outputs that exist alone.")
-@click.option("--overwrite", is_flag=True, help="Replace outputs that exist (inputs are never replaced).")
+@click.option(
+    "--progress",
+    "progress_mode",
+    type=click.Choice(["bar", "json", "none"]),
+    default="bar",
+    show_default=True,
+    help="Progress on stderr: a bar, or one JSON line per second.",
+)
+@click.option(
+    "--queue",
+    "queue_depth",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Frames waiting between decoding, inference and encoding at most.",
+)
+@existing_output_options
 @engine_options
 @verbosity_options
 def video(
@@ -148,8 +212,7 @@ def video(
     duration: float | None,
     progress_mode: str,
     queue_depth: int,
-    skip_existing: bool,
-    overwrite: bool,
+    existing: str,
     quiet: bool,
     **engine: Any,
 ) -> None:
@@ -159,8 +222,6 @@ def video(
     container cannot hold it); colour matrix, range, rotation and metadata are kept. Outputs appear under
     their final name only when complete.
     """
-    if skip_existing and overwrite:
-        raise click.UsageError("--skip-existing and --overwrite exclude each other")
     if duration is not None and duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--duration")
     up = build_upscaler(**engine)
@@ -184,18 +245,11 @@ def video(
     sources = {j.src.resolve() for j in jobs}
     mode = "none" if quiet else progress_mode
     for job in jobs:
-        if job.dst.resolve() in sources or same_file(job.src, job.dst):
-            error_line(job.dst, "is an input; refusing to overwrite it")
-            failed += 1
+        allowed = output_allowed(job.src, job.dst, sources, existing)
+        if not allowed:
+            skipped += allowed is None
+            failed += allowed is False
             continue
-        if job.dst.exists():
-            if skip_existing:
-                skipped += 1
-                continue
-            if not overwrite:
-                error_line(job.dst, "exists (use --overwrite or --skip-existing)")
-                failed += 1
-                continue
         if _run_one(job, up, opts, mode, quiet):
             done += 1
         else:
@@ -213,13 +267,15 @@ def _run_one(job: Job, up: Any, opts: VideoOptions, mode: str, quiet: bool) -> b
         result = upscale_video(job.src, job.dst, up, opts, on_start=progress.set_total, on_progress=progress.update)
     except KeyboardInterrupt:
         progress.close(success=False)
-        click.echo(f"Interrupted after {progress.done} frames: {job.dst} not written (temporary file removed).",
-                   err=True)
+        click.echo(
+            f"Interrupted after {progress.done} frames: {job.dst} not written (temporary file removed).", err=True
+        )
         sys.exit(130)
     except StreamError as exc:
         progress.close(success=False)
-        error_line(job.src, f"{exc}; stopped after {exc.frames_done} frames, {job.dst} not written "
-                            "(temporary file removed)")
+        error_line(
+            job.src, f"{exc}; stopped after {exc.frames_done} frames, {job.dst} not written (temporary file removed)"
+        )
         return False
     except UpscaleError as exc:
         progress.close(success=False)
@@ -233,6 +289,8 @@ def _run_one(job: Job, up: Any, opts: VideoOptions, mode: str, quiet: bool) -> b
     if not quiet:
         fps = result.frames / result.seconds if result.seconds > 0 else 0.0
         corrupt = f"; {result.corrupt} damaged packets or frames reported" if result.corrupt else ""
-        click.echo(f"{job.src} -> {job.dst}: {result.frames} frames in {result.seconds:.1f}s ({fps:.1f} fps){corrupt}",
-                   err=True)
+        click.echo(
+            f"{job.src} -> {job.dst}: {result.frames} frames in {result.seconds:.1f}s ({fps:.1f} fps){corrupt}",
+            err=True,
+        )
     return True

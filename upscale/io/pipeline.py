@@ -28,11 +28,11 @@ class _Stopped(Exception):
 class Pipeline:
     """Chain generator stages across threads::
 
-        with Pipeline(depth=8) as p:
-            frames = p.stage(decode())                    # thread 1
-            outputs = p.stage(upscale, frames)            # thread 2, consumes thread 1's queue
-            for out in outputs:                           # caller's thread
-                encode(out)
+    with Pipeline(depth=8) as p:
+        frames = p.stage(decode())                    # thread 1
+        outputs = p.stage(upscale, frames)            # thread 2, consumes thread 1's queue
+        for out in outputs:                           # caller's thread
+            encode(out)
     """
 
     def __init__(self, depth: int = 8) -> None:
@@ -42,8 +42,13 @@ class Pipeline:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def stage(self, work: Iterable[B] | Callable[[Iterator[A]], Iterable[B]], source: Iterator[A] | None = None,
-              *, name: str = "stage") -> Iterator[B]:
+    def stage(
+        self,
+        work: Iterable[B] | Callable[[Iterator[A]], Iterable[B]],
+        source: Iterator[A] | None = None,
+        *,
+        name: str = "stage",
+    ) -> Iterator[B]:
         """Run ``work`` (an iterable, or a function of ``source``) on a new thread; iterate its items here."""
         q: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=self.depth)
 
@@ -55,7 +60,7 @@ class Pipeline:
                 self._put(q, (_END, None))
             except _Stopped:
                 pass
-            except BaseException as exc:  # handed to the consumer, which re-raises it
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
                 with contextlib.suppress(_Stopped):
                     self._put(q, (_ERROR, exc))
 

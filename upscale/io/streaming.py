@@ -20,9 +20,17 @@ from ..engine import Upscaler
 from ..errors import BadMediaError, UpscaleError
 from .files import atomic_output
 from .pipeline import Pipeline
-from .video import EncodeSettings, VideoReader, VideoWriter, check_encoder, container_for, encoder_pix_fmt
+from .video import (
+    EncodeSettings,
+    VideoReader,
+    VideoWriter,
+    check_encoder,
+    container_for,
+    describe_error,
+    encoder_pix_fmt,
+)
 from .y4m import Y4MReader, Y4MWriter, read_exact
-from .yuv import Colour, default_matrix, frame_from_planes, make_frame_path, output_size, planes_of
+from .yuv import Colour, LumaPath, default_matrix, frame_from_planes, make_frame_path, output_size, planes_of
 
 log = logging.getLogger("upscale.video")
 
@@ -62,8 +70,9 @@ class StreamError(UpscaleError):
         self.frames_done = frames_done
 
 
-def _infer(run: Callable[[Iterator[np.ndarray]], Iterator[np.ndarray]],
-           items: Iterator[tuple[np.ndarray, Any]]) -> Iterator[tuple[np.ndarray, Any]]:
+def _infer(
+    run: Callable[[Iterator[np.ndarray]], Iterator[np.ndarray]], items: Iterator[tuple[np.ndarray, Any]]
+) -> Iterator[tuple[np.ndarray, Any]]:
     """Run the engine over (input, metadata) pairs, batching across frames, and pair outputs back up."""
     metas: deque[Any] = deque()
 
@@ -76,18 +85,15 @@ def _infer(run: Callable[[Iterator[np.ndarray]], Iterator[np.ndarray]],
         yield out, metas.popleft()
 
 
-def probe_total(src: Path, opts: VideoOptions) -> int | None:
-    """Frames ``upscale_video`` will process, if the header or the duration tells (for progress bars)."""
-    try:
-        with VideoReader(src, start_s=opts.start_s, duration_s=opts.duration_s, copy_streams=False) as reader:
-            return reader.estimated_frames()
-    except UpscaleError:
-        return None
-
-
-def upscale_video(src: Path, dst: Path, up: Upscaler, opts: VideoOptions, *,
-                  on_start: Callable[[int | None], None] | None = None,
-                  on_progress: ProgressCallback | None = None) -> VideoResult:
+def upscale_video(
+    src: Path,
+    dst: Path,
+    up: Upscaler,
+    opts: VideoOptions,
+    *,
+    on_start: Callable[[int | None], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> VideoResult:
     """Upscale ``src`` into ``dst`` (written under a temporary name and renamed when complete).
 
     Raises :class:`BadMediaError` for inputs that cannot be read, :class:`UpscaleError` for settings that
@@ -107,10 +113,22 @@ def upscale_video(src: Path, dst: Path, up: Upscaler, opts: VideoOptions, *,
         pix_fmt = encoder_pix_fmt(settings.codec, settings.pix_fmt, first.frame.format.name)
         width, height, note = output_size(up, first.frame.width, first.frame.height, pix_fmt)
         notes = [note] if note else []
+        if first.frame.interlaced_frame:
+            notes.append("interlaced video is upscaled as whole frames; deinterlace it first for a clean result")
         path = make_frame_path(up, first.frame, colour, pix_fmt, (width, height))
-        log.info("%s: %dx%d %s (%s) -> %dx%d %s %s, %s path", src, first.frame.width, first.frame.height,
-                 first.frame.format.name, colour.describe(), width, height, settings.codec, pix_fmt,
-                 "luma" if path.__class__.__name__ == "LumaPath" else "rgb")
+        log.info(
+            "%s: %dx%d %s (%s) -> %dx%d %s %s, %s path",
+            src,
+            first.frame.width,
+            first.frame.height,
+            first.frame.format.name,
+            colour.describe(),
+            width,
+            height,
+            settings.codec,
+            pix_fmt,
+            "luma" if isinstance(path, LumaPath) else "rgb",
+        )
 
         def prepare() -> Iterator[tuple[np.ndarray, Any]]:
             for item in itertools.chain([first], decoded):
@@ -123,10 +141,22 @@ def upscale_video(src: Path, dst: Path, up: Upscaler, opts: VideoOptions, *,
 
         with atomic_output(dst) as tmp:
             writer = VideoWriter(
-                tmp, format_name=format_name, settings=settings, width=width, height=height, pix_fmt=pix_fmt,
-                rate=reader.rate, time_base=reader.time_base, colour=colour, rotation=first.frame.rotation,
-                metadata=dict(reader.container.metadata), stream_metadata=dict(reader.stream.metadata),
-                copy_streams=reader.copy_streams, samples=reader.sample_packets(), name=str(dst),
+                tmp,
+                format_name=format_name,
+                settings=settings,
+                width=width,
+                height=height,
+                pix_fmt=pix_fmt,
+                rate=reader.rate,
+                time_base=reader.time_base,
+                colour=colour,
+                rotation=first.frame.rotation,
+                aspect=reader.stream.codec_context.sample_aspect_ratio,
+                metadata=dict(reader.container.metadata),
+                stream_metadata=dict(reader.stream.metadata),
+                copy_streams=reader.copy_streams,
+                samples=reader.sample_packets(),
+                name=str(dst),
             )
             notes += writer.notes
             for n in notes:
@@ -148,14 +178,21 @@ def upscale_video(src: Path, dst: Path, up: Upscaler, opts: VideoOptions, *,
                 raise StreamError(str(exc), writer.frames_written) from exc
             except Exception as exc:  # FFmpeg, torch, numpy: reported with how far the stream got
                 writer.abort()
-                raise StreamError(f"{type(exc).__name__}: {exc}".splitlines()[0], writer.frames_written) from exc
+                raise StreamError(describe_error(exc), writer.frames_written) from exc
         return VideoResult(dst, writer.frames_written, time.perf_counter() - t0, notes, reader.corrupt)
 
 
 # ---------------------------------------------------------------------- byte streams
-def upscale_y4m(reader: Y4MReader, out: BinaryIO, up: Upscaler, *, matrix: int | None = None,
-                full_range: bool | None = None, queue_depth: int = 4,
-                on_progress: ProgressCallback | None = None) -> int:
+def upscale_y4m(
+    reader: Y4MReader,
+    out: BinaryIO,
+    up: Upscaler,
+    *,
+    matrix: int | None = None,
+    full_range: bool | None = None,
+    queue_depth: int = 4,
+    on_progress: ProgressCallback | None = None,
+) -> int:
     """Upscale a YUV4MPEG2 stream frame by frame into ``out`` (same sampling and depth); returns frames written.
 
     The format has no matrix tag: ``matrix`` (an AVColorSpace value) or the height decides, as for
@@ -167,6 +204,12 @@ def upscale_y4m(reader: Y4MReader, out: BinaryIO, up: Upscaler, *, matrix: int |
     pix_fmt = h.pix_fmt
     rng = full_range if full_range is not None else bool(h.full_range)
     colour = Colour(matrix if matrix is not None else default_matrix(h.height), rng, guessed=matrix is None)
+    if h.interlace not in ("p", "?"):
+        log.warning(
+            "%s: interlaced stream (I%s) is upscaled as whole frames; deinterlace it first for a clean result",
+            reader.name,
+            h.interlace,
+        )
     first_planes = reader.read_frame()
     width, height, note = output_size(up, h.width, h.height, pix_fmt)
     if note:
@@ -176,7 +219,7 @@ def upscale_y4m(reader: Y4MReader, out: BinaryIO, up: Upscaler, *, matrix: int |
         writer.flush()
         return 0
     first = frame_from_planes(first_planes, pix_fmt, h.width, h.height)
-    path = make_frame_path(up, first, colour, pix_fmt, (width, height))
+    path = make_frame_path(up, first, colour, pix_fmt, (width, height), chroma_left=h.chroma_left)
 
     damaged: list[BadMediaError] = []
 
@@ -210,8 +253,18 @@ def upscale_y4m(reader: Y4MReader, out: BinaryIO, up: Upscaler, *, matrix: int |
 RAW_CHANNELS = {"rgb24": 3, "gray": 1}
 
 
-def upscale_raw(src: BinaryIO, out: BinaryIO, up: Upscaler, *, width: int, height: int, pix_fmt: str,
-                queue_depth: int = 4, name: str = "stdin", on_progress: ProgressCallback | None = None) -> int:
+def upscale_raw(
+    src: BinaryIO,
+    out: BinaryIO,
+    up: Upscaler,
+    *,
+    width: int,
+    height: int,
+    pix_fmt: str,
+    queue_depth: int = 4,
+    name: str = "stdin",
+    on_progress: ProgressCallback | None = None,
+) -> int:
     """Upscale headerless frames (``rgb24`` or ``gray``, ``width``×``height`` each); returns frames written."""
     channels = RAW_CHANNELS[pix_fmt]
     size = width * height * channels
@@ -234,8 +287,9 @@ def upscale_raw(src: BinaryIO, out: BinaryIO, up: Upscaler, *, width: int, heigh
     written = 0
     expected: tuple[int, int] | None = None
     with Pipeline(queue_depth) as pipe:
-        for result, _ in pipe.stage(lambda items: _infer(up.upscale_many, items), pipe.stage(read(), name="read"),
-                                    name="infer"):
+        for result, _ in pipe.stage(
+            lambda items: _infer(up.upscale_many, items), pipe.stage(read(), name="read"), name="infer"
+        ):
             if expected is None:
                 expected = result.shape[:2]
                 log.info("%s: raw %s %dx%d -> %dx%d", name, pix_fmt, width, height, expected[1], expected[0])

@@ -26,13 +26,31 @@ from .yuv import Colour
 log = logging.getLogger("upscale.video")
 
 VIDEO_SUFFIXES = frozenset(
-    [".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".mpg", ".mpeg", ".ogv", ".3gp", ".y4m", ".nut"]
+    [
+        ".mp4",
+        ".m4v",
+        ".mkv",
+        ".mov",
+        ".webm",
+        ".avi",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".flv",
+        ".wmv",
+        ".mpg",
+        ".mpeg",
+        ".ogv",
+        ".3gp",
+        ".y4m",
+        ".nut",
+    ]
 )
 """Suffixes of the files a folder input is searched for."""
 CONTAINERS = {"mp4": "mp4", "mkv": "matroska", "mov": "mov", "webm": "webm", "avi": "avi", "nut": "nut"}
 """``--container`` name (also the file suffix) -> FFmpeg muxer."""
 _IMAGE_DEMUXERS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif")
-_STRIP_METADATA = {"encoder", "major_brand", "minor_version", "compatible_brands", "creation_time"}
+_STRIP_METADATA = {"encoder", "major_brand", "minor_version", "compatible_brands"}
 """Container tags the muxer writes itself."""
 
 
@@ -66,8 +84,9 @@ class DecodedFrame:
 class VideoReader:
     """An open input: the first video stream, the streams to copy, and a decoding generator."""
 
-    def __init__(self, path: Path, *, start_s: float | None = None, duration_s: float | None = None,
-                 copy_streams: bool = True) -> None:
+    def __init__(
+        self, path: Path, *, start_s: float | None = None, duration_s: float | None = None, copy_streams: bool = True
+    ) -> None:
         self.path = path
         try:
             self.container = av.open(str(path), metadata_errors="replace")
@@ -144,8 +163,8 @@ class VideoReader:
         index = 0
         last_pts: int | None = None
         last_gap = self._nominal_gap()
-        for packet in self.container.demux([self.stream, *self.copy_streams]):
-            if packet.stream.index != self.stream.index:
+        for packet in self._packets():
+            if packet is not None and packet.stream.index != self.stream.index:
                 if self._keep_copied(packet, offsets[packet.stream.index]):
                     pending.append(packet)
                 continue
@@ -154,8 +173,7 @@ class VideoReader:
                 if pts is None:
                     pts = (last_pts + last_gap) if last_pts is not None else start
                 if last_pts is not None and pts <= last_pts:
-                    log.warning("%s: frame at %.3fs repeats an earlier timestamp; moved", self.path,
-                                float(pts * tb))
+                    log.warning("%s: frame at %.3fs repeats an earlier timestamp; moved", self.path, float(pts * tb))
                     pts = last_pts + 1
                 if pts < start:
                     continue
@@ -171,17 +189,56 @@ class VideoReader:
                 continue
             break  # past --duration
         if held is not None:
-            yield DecodedFrame(held, held_pts - start, self._last_gap(held, held_pts, end, last_gap), index, pending)
+            gap = self._last_gap(held, held_pts, end, last_gap)
+            if end is None:
+                self._check_complete(held_pts + gap, last_gap)
+            yield DecodedFrame(held, held_pts - start, gap, index, pending)
         elif index == 0:
             when = f" after {self.start_s:g}s" if self.start_s else ""
             raise BadMediaError(f"{self.path}: no video frame could be decoded{when}")
 
-    def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+    def _packets(self) -> Iterator[av.Packet | None]:
+        """Demuxed packets; where the file cannot be read on, a warning and None (which flushes the decoder)."""
+        packets = self.container.demux([self.stream, *self.copy_streams])
+        last_s = 0.0
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as exc:
+                self.corrupt += 1
+                log.warning(
+                    "%s: cannot read on after %.3fs (%s); the video ends there", self.path, last_s, _reason(exc)
+                )
+                yield None
+                return
+            if packet.pts is not None and packet.stream.index == self.stream.index:
+                last_s = float(packet.pts * packet.time_base)
+            yield packet
+
+    def _check_complete(self, end_pts: int, gap: int) -> None:
+        """Warn when the frames stop well before the duration the header gives (a cut-off file)."""
+        total_s = self.duration_s
+        if not total_s:
+            return
+        start_s = float((self.stream.start_time or 0) * self.time_base)
+        end_s = float(end_pts * self.time_base)
+        # Other streams may outlast the video a little; only a clear shortfall is reported.
+        if start_s + total_s - end_s > max(2 * float(gap * self.time_base), 1.0, 0.05 * total_s):
+            log.warning(
+                "%s: frames end at %.3fs, but the header says %.3fs; is the file cut off?",
+                self.path,
+                end_s,
+                start_s + total_s,
+            )
+
+    def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame]:
         try:
-            frames = packet.decode()
+            frames = self.stream.decode(packet) if packet is None else packet.decode()
         except av.error.FFmpegError as exc:
             self.corrupt += 1
-            when = f" at {float(packet.pts * packet.time_base):.3f}s" if packet.pts is not None else ""
+            when = f" at {float(packet.pts * packet.time_base):.3f}s" if packet and packet.pts is not None else ""
             log.warning("%s: corrupt video data%s skipped (%s)", self.path, when, _reason(exc))
             return []
         for frame in frames:
@@ -258,6 +315,14 @@ def _reason(exc: BaseException) -> str:
     return str(msg).split(": '")[0]
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line for an unexpected error: FFmpeg's and the system's own words, else the type and message
+    (never the temporary file's name)."""
+    if isinstance(exc, av.error.FFmpegError | OSError) and getattr(exc, "strerror", None):
+        return _reason(exc)
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
 # ---------------------------------------------------------------------- encoding
 @dataclass(frozen=True)
 class EncodeSettings:
@@ -271,8 +336,16 @@ class EncodeSettings:
     """Bits per second; replaces the constant-quality mode."""
 
 
-_CRF_OPTION = {"libx264": "crf", "libx265": "crf", "libvpx-vp9": "crf", "libaom-av1": "crf", "libsvtav1": "crf",
-               "h264_nvenc": "cq", "hevc_nvenc": "cq", "av1_nvenc": "cq"}
+_CRF_OPTION = {
+    "libx264": "crf",
+    "libx265": "crf",
+    "libvpx-vp9": "crf",
+    "libaom-av1": "crf",
+    "libsvtav1": "crf",
+    "h264_nvenc": "cq",
+    "hevc_nvenc": "cq",
+    "av1_nvenc": "cq",
+}
 DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libvpx-vp9": 24, "h264_nvenc": 21, "hevc_nvenc": 23}
 """Constant-quality defaults a little above the encoders' own, since upscaled detail is the point."""
 _PRESET_CODECS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc", "av1_nvenc", "libsvtav1"}
@@ -285,7 +358,8 @@ def encoder_pix_fmt(codec: str, wanted: str | None, input_pix_fmt: str) -> str:
     formats = [f.name for f in (av.codec.Codec(codec, "w").video_formats or [])]
     if wanted:
         if formats and wanted not in formats:
-            raise UpscaleError(f"encoder '{codec}' does not take pixel format '{wanted}' (it takes {', '.join(formats)})")
+            takes = ", ".join(formats)
+            raise UpscaleError(f"encoder '{codec}' does not take pixel format '{wanted}' (it takes {takes})")
         return wanted
     if not formats or input_pix_fmt in formats:
         return input_pix_fmt
@@ -304,7 +378,7 @@ def check_encoder(codec: str, *, cuda: bool) -> None:
     if found.type != "video":
         raise UpscaleError(f"'{codec}' is not a video encoder")
     if codec in NVENC and not cuda:
-        raise UpscaleError(f"encoder '{codec}' needs the engine on a CUDA device (use --device cuda or another --codec)")
+        raise UpscaleError(f"encoder '{codec}' needs the engine on a CUDA device (use --device cuda or another codec)")
 
 
 def accepts(format_name: str, stream: av.stream.Stream, sample: av.Packet | None = None) -> bool:
@@ -316,7 +390,8 @@ def accepts(format_name: str, stream: av.stream.Stream, sample: av.Packet | None
         scratch.start_encoding()
         if sample is not None:
             copy = av.Packet(bytes(sample))
-            copy.pts, copy.dts, copy.duration, copy.time_base = sample.pts, sample.dts, sample.duration, sample.time_base
+            copy.pts, copy.dts, copy.duration = sample.pts, sample.dts, sample.duration
+            copy.time_base = sample.time_base
             copy.stream = out
             scratch.mux(copy)
         scratch.close()
@@ -347,11 +422,26 @@ class _AudioTranscoder:
 class VideoWriter:
     """Encodes frames into ``path`` (normally a temporary name; the caller renames it when complete)."""
 
-    def __init__(self, path: Path, *, format_name: str, settings: EncodeSettings, width: int, height: int,
-                 pix_fmt: str, rate: Fraction | None, time_base: Fraction, colour: Colour, rotation: int = 0,
-                 metadata: dict[str, str] | None = None, stream_metadata: dict[str, str] | None = None,
-                 copy_streams: list[av.stream.Stream] = (), samples: dict[int, av.Packet] | None = None,
-                 name: str = "") -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        format_name: str,
+        settings: EncodeSettings,
+        width: int,
+        height: int,
+        pix_fmt: str,
+        rate: Fraction | None,
+        time_base: Fraction,
+        colour: Colour,
+        rotation: int = 0,
+        aspect: Fraction | None = None,
+        metadata: dict[str, str] | None = None,
+        stream_metadata: dict[str, str] | None = None,
+        copy_streams: list[av.stream.Stream] = (),
+        samples: dict[int, av.Packet] | None = None,
+        name: str = "",
+    ) -> None:
         self.name = name or str(path)
         self.notes: list[str] = []
         self._durations: dict[int, int] = {}
@@ -360,7 +450,7 @@ class VideoWriter:
         self.frames_written = 0
         self.container = av.open(str(path), "w", format=format_name)
         try:
-            self._video(settings, width, height, pix_fmt, rate, time_base, colour, rotation, stream_metadata)
+            self._video(settings, width, height, pix_fmt, rate, time_base, colour, rotation, stream_metadata, aspect)
             self._streams(copy_streams, format_name, samples or {})
             for key, value in (metadata or {}).items():
                 if key.lower() not in _STRIP_METADATA:
@@ -369,8 +459,19 @@ class VideoWriter:
             self.container.close()
             raise
 
-    def _video(self, s: EncodeSettings, width: int, height: int, pix_fmt: str, rate: Fraction | None,
-               time_base: Fraction, colour: Colour, rotation: int, stream_metadata: dict[str, str] | None) -> None:
+    def _video(
+        self,
+        s: EncodeSettings,
+        width: int,
+        height: int,
+        pix_fmt: str,
+        rate: Fraction | None,
+        time_base: Fraction,
+        colour: Colour,
+        rotation: int,
+        stream_metadata: dict[str, str] | None,
+        aspect: Fraction | None,
+    ) -> None:
         options: dict[str, str] = {}
         crf = s.crf if s.crf is not None else DEFAULT_CRF.get(s.codec)
         if s.bitrate is None and crf is not None and s.codec in _CRF_OPTION:
@@ -392,6 +493,8 @@ class VideoWriter:
         ctx.time_base = time_base
         if s.bitrate:
             ctx.bit_rate = s.bitrate
+        if aspect:
+            ctx.sample_aspect_ratio = aspect  # both sides scale alike, so the pixel shape is unchanged
         if not av.VideoFormat(pix_fmt).is_rgb:
             ctx.colorspace = colour.matrix
             ctx.color_range = colour.sws_range.value
@@ -420,9 +523,11 @@ class VideoWriter:
                 self._copied[src.index] = out
                 self._transcoders[src.index] = _AudioTranscoder(src, out)
             else:
-                self.notes.append(f"{src.type} stream {src.index} ({src.codec_context.name}) dropped: "
-                                  f"{format_name} cannot hold it")
+                self.notes.append(
+                    f"{src.type} stream {src.index} ({src.codec_context.name}) dropped: {format_name} cannot hold it"
+                )
                 continue
+            out.disposition = src.disposition
             for key, value in src.metadata.items():
                 if key.lower() not in ("handler_name", "vendor_id", "encoder"):
                     out.metadata[key] = value
@@ -440,8 +545,10 @@ class VideoWriter:
             trial.open()
             out = self.container.add_stream(codec, rate=rate, layout=layout)
         except (ValueError, av.error.FFmpegError) as exc:
-            self.notes.append(f"audio stream {src.index} ({ctx.name}) dropped: {format_name} cannot hold it "
-                              f"and {codec} is unavailable ({_reason(exc)})")
+            self.notes.append(
+                f"audio stream {src.index} ({ctx.name}) dropped: {format_name} cannot hold it "
+                f"and {codec} is unavailable ({_reason(exc)})"
+            )
             return None
         self.notes.append(f"audio stream {src.index} ({ctx.name}) transcoded to {codec}: {format_name} cannot hold it")
         return out

@@ -82,6 +82,15 @@ class Y4MHeader:
         return ("yuva" if self.has_alpha else "yuv") + f"{base}p" + suffix
 
     @property
+    def chroma_left(self) -> bool:
+        """Whether chroma is co-sited with the left luma sample: ``420mpeg2``, ``420paldv``, 4:2:2, 4:1:1 and
+        the deep 4:2:0 layouts (which do not say, and come from video that is left-sited by default)."""
+        base, siting, depth = self._parts
+        if base == "420" and depth == 8:
+            return siting in ("mpeg2", "paldv")
+        return base in ("420", "422", "411")
+
+    @property
     def full_range(self) -> bool | None:
         """From ``XCOLORRANGE``; None when the stream does not say."""
         for ext in self.extensions:

@@ -43,8 +43,15 @@ _SWS_MATRIX = {
     SPC_BT2020_NCL: Colorspace.BT2020,
     SPC_BT2020_CL: Colorspace.BT2020,
 }
-MATRIX_NAMES = {SPC_BT709: "bt709", SPC_FCC: "fcc", SPC_BT470BG: "bt470bg", SPC_SMPTE170M: "smpte170m",
-                SPC_SMPTE240M: "smpte240m", SPC_BT2020_NCL: "bt2020nc", SPC_BT2020_CL: "bt2020c"}
+MATRIX_NAMES = {
+    SPC_BT709: "bt709",
+    SPC_FCC: "fcc",
+    SPC_BT470BG: "bt470bg",
+    SPC_SMPTE170M: "smpte170m",
+    SPC_SMPTE240M: "smpte240m",
+    SPC_BT2020_NCL: "bt2020nc",
+    SPC_BT2020_CL: "bt2020c",
+}
 MATRIX_BY_NAME = {"bt601": SPC_SMPTE170M, **{name: value for value, name in MATRIX_NAMES.items()}}
 HD_HEIGHT = 720
 """Untagged video this tall or taller is taken as BT.709, shorter as BT.601 (what players assume)."""
@@ -148,8 +155,12 @@ def planar_yuv(pix_fmt: str) -> PlanarYuv | None:
     if [c.plane for c in comps] != [0, 1, 2] or not comps[0].is_luma or comps[0].bits < 8 or comps[0].bits > 16:
         return None
     w, h = 1 << 10, 1 << 10
-    return PlanarYuv(pix_fmt, comps[0].bits, (w // fmt.chroma_width(w)).bit_length() - 1,
-                     (h // fmt.chroma_height(h)).bit_length() - 1)
+    return PlanarYuv(
+        pix_fmt,
+        comps[0].bits,
+        (w // fmt.chroma_width(w)).bit_length() - 1,
+        (h // fmt.chroma_height(h)).bit_length() - 1,
+    )
 
 
 def subsampling(pix_fmt: str) -> tuple[int, int]:
@@ -202,6 +213,42 @@ def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
+def _siting(factor: int, left: bool) -> float:
+    """Position of chroma sample 0 in luma samples: co-sited with luma 0 (left) or centred between its luma."""
+    return 0.0 if left or factor == 1 else (factor - 1) / 2
+
+
+def resize_chroma(
+    plane: np.ndarray,
+    width: int,
+    height: int,
+    *,
+    scale: tuple[float, float],
+    in_factor: tuple[int, int],
+    out_factor: tuple[int, int],
+    left: bool,
+) -> np.ndarray:
+    """Resize a chroma plane so that every output sample takes its value from where it sits in the picture.
+
+    ``scale`` is the luma scale (x, y), ``in_factor``/``out_factor`` the chroma subsampling (2 for 4:2:0),
+    and ``left`` says that chroma is co-sited with the left luma sample (MPEG-2, H.264 and HEVC 4:2:0, and
+    all 4:2:2) rather than centred (JPEG). A plain resize assumes centred samples and would shift the colour
+    of left-sited video against its (pixel-centre-aligned) upscaled luma.
+    """
+    matrix = np.zeros((2, 3), np.float64)
+    for axis, (s, f_in, f_out) in enumerate(zip(scale, in_factor, out_factor, strict=True)):
+        cosited = left and axis == 0  # vertical siting is centred in every common 4:2:0 layout
+        o_in, o_out = _siting(f_in, cosited), _siting(f_out, cosited)
+        # output chroma j sits at output luma f_out*j + o_out, which is input luma (x + 0.5) / s - 0.5
+        matrix[axis, axis] = f_out / (s * f_in)
+        matrix[axis, 2] = ((o_out + 0.5) / s - 0.5 - o_in) / f_in
+    if matrix[0, 0] > 1 or matrix[1, 1] > 1:  # shrinking: average, siting matters little
+        return _resize(plane, width, height)
+    return cv2.warpAffine(
+        plane, matrix, (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
 # ---------------------------------------------------------------------- the two paths
 class FramePath(Protocol):
     out_width: int
@@ -218,8 +265,9 @@ class FramePath(Protocol):
 class RgbPath:
     """YCbCr -> RGB (tagged matrix and range) -> engine -> YCbCr with the same matrix and range."""
 
-    def __init__(self, upscaler: Upscaler, colour: Colour, out_pix_fmt: str, out_size: tuple[int, int],
-                 deep: bool) -> None:
+    def __init__(
+        self, upscaler: Upscaler, colour: Colour, out_pix_fmt: str, out_size: tuple[int, int], deep: bool
+    ) -> None:
         self.upscaler = upscaler
         self.colour = colour
         self.out_pix_fmt = out_pix_fmt
@@ -258,14 +306,28 @@ class RgbPath:
 class LumaPath:
     """Y plane -> engine (studio-swing Y in [0, 1]); Cb and Cr resized; no RGB round trip."""
 
-    def __init__(self, upscaler: Upscaler, colour: Colour, in_fmt: PlanarYuv, out_fmt: PlanarYuv,
-                 out_size: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        upscaler: Upscaler,
+        colour: Colour,
+        in_fmt: PlanarYuv,
+        out_fmt: PlanarYuv,
+        in_size: tuple[int, int],
+        out_size: tuple[int, int],
+        chroma_left: bool,
+    ) -> None:
         self.upscaler = upscaler
         self.colour = colour
         self.in_fmt = in_fmt
         self.out_fmt = out_fmt
         self.out_pix_fmt = out_fmt.name
         self.out_width, self.out_height = out_size
+        self._chroma = {
+            "scale": (out_size[0] / in_size[0], out_size[1] / in_size[1]),
+            "in_factor": (1 << in_fmt.shift_x, 1 << in_fmt.shift_y),
+            "out_factor": (1 << out_fmt.shift_x, 1 << out_fmt.shift_y),
+            "left": chroma_left,
+        }
 
     def prepare(self, frame: av.VideoFrame) -> tuple[np.ndarray, Any]:
         fmt = self.in_fmt
@@ -298,21 +360,34 @@ class LumaPath:
         planes = [np.clip(np.rint(y), 0, fmt.max_value).astype(fmt.dtype)]
         cw, ch = fmt.chroma_size(self.out_width, self.out_height)
         for plane in side:
-            if self.in_fmt.bits == fmt.bits:
-                planes.append(_resize(plane, cw, ch))  # cv2 rounds and saturates integer types itself
+            if self.in_fmt.bits == fmt.bits:  # cv2 rounds and saturates integer types itself
+                planes.append(resize_chroma(plane, cw, ch, **self._chroma))
             else:
                 scaled = plane.astype(np.float32) * np.float32(2.0 ** (fmt.bits - self.in_fmt.bits))
-                planes.append(np.clip(np.rint(_resize(scaled, cw, ch)), 0, fmt.max_value).astype(fmt.dtype))
+                resized = resize_chroma(scaled, cw, ch, **self._chroma)
+                planes.append(np.clip(np.rint(resized), 0, fmt.max_value).astype(fmt.dtype))
         frame = frame_from_planes(planes, fmt.name, self.out_width, self.out_height)
         return self.colour.tag(frame)
 
 
-def make_frame_path(upscaler: Upscaler, first: av.VideoFrame, colour: Colour, out_pix_fmt: str,
-                    out_size: tuple[int, int]) -> FramePath:
-    """The luma path for Y models when both formats are planar YCbCr, else the RGB path."""
+def make_frame_path(
+    upscaler: Upscaler,
+    first: av.VideoFrame,
+    colour: Colour,
+    out_pix_fmt: str,
+    out_size: tuple[int, int],
+    chroma_left: bool | None = None,
+) -> FramePath:
+    """The luma path for Y models when both formats are planar YCbCr, else the RGB path.
+
+    ``chroma_left``: whether chroma is co-sited with the left luma sample; None assumes what decoders do for
+    untagged video: left-sited, except for the full-range JPEG formats (``yuvj*``), which centre it.
+    """
     out_fmt = planar_yuv(out_pix_fmt)
     if upscaler.spec.colour == "y" and out_fmt is not None:
         in_fmt = planar_yuv(first.format.name) or out_fmt
-        return LumaPath(upscaler, colour, in_fmt, out_fmt, out_size)
+        if chroma_left is None:
+            chroma_left = not first.format.name.startswith("yuvj")
+        return LumaPath(upscaler, colour, in_fmt, out_fmt, (first.width, first.height), out_size, chroma_left)
     deep = max(first.format.components[0].bits, av.VideoFormat(out_pix_fmt).components[0].bits) > 8
     return RgbPath(upscaler, colour, out_pix_fmt, out_size, deep)

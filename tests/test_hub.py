@@ -115,8 +115,14 @@ def rlfn_file() -> tuple[dict[str, torch.Tensor], bytes]:
     return sd, save_safetensors(sd)
 
 
-def _entry(server: Served, payload: bytes, *, name: str = "test-rlfn-x2", sha256: str | None = "auto",
-           size_bytes: int | None = None) -> hub.Checkpoint:
+def _entry(
+    server: Served,
+    payload: bytes,
+    *,
+    name: str = "test-rlfn-x2",
+    sha256: str | None = "auto",
+    size_bytes: int | None = None,
+) -> hub.Checkpoint:
     server.files[f"/{name}.safetensors"] = payload
     return hub.Checkpoint(
         name=name,
@@ -269,7 +275,7 @@ def test_simultaneous_downloads_fetch_the_file_once(server: Served, home: Path, 
     def fetch() -> None:
         try:
             results.append(hub.download(entry, progress=False))
-        except BaseException as exc:  # reported through the assertion below
+        except BaseException as exc:  # noqa: BLE001 - reported through the assertion below
             results.append(exc)
 
     threads = [threading.Thread(target=fetch) for _ in range(3)]

@@ -286,8 +286,7 @@ def download(
     """
     if entry.url is None:
         raise WeightsError(
-            f"{entry.name}: no direct download is known; get {entry.filename} from {entry.page} "
-            "and pass --weights FILE"
+            f"{entry.name}: no direct download is known; get {entry.filename} from {entry.page} and pass --weights FILE"
         )
     directory = Path(directory) if directory is not None else weights_dir()
     try:
@@ -371,8 +370,15 @@ def _fetch(entry: Checkpoint, part: Path, show: bool, timeout_s: float) -> str:
         total = offset + length if length is not None else entry.size_bytes
         received = 0
         bar = tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.name,
-            file=sys.stderr, disable=not show, dynamic_ncols=True,
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=entry.name,
+            file=sys.stderr,
+            disable=not show,
+            dynamic_ncols=True,
         )
         with bar, open(part, mode) as out:
             try:
@@ -400,9 +406,7 @@ def _verify(entry: Checkpoint, part: Path, digest: str) -> None:
     size = part.stat().st_size
     if entry.size_bytes is not None and size != entry.size_bytes:
         part.unlink()
-        raise WeightsError(
-            f"{entry.url}: got {size} bytes, expected {entry.size_bytes}; the download was deleted"
-        )
+        raise WeightsError(f"{entry.url}: got {size} bytes, expected {entry.size_bytes}; the download was deleted")
     if entry.sha256 is None:
         log.warning("%s: no published sha256 is known; the file is used unverified", entry.name)
     elif digest != entry.sha256:

@@ -180,8 +180,10 @@ def load_dual_models(path: str | Path) -> nn.ModuleList:
             if m := re.match(r"(\d+)\.(dual_module\..+)$", key):
                 groups.setdefault(int(m[1]), {})[m[2]] = value
         obj = [groups[i] for i in sorted(groups)]
-    if not isinstance(obj, (list, tuple)) or not obj or not all(
-        isinstance(sd, Mapping) and "dual_module.0.0.weight" in sd for sd in obj
+    if (
+        not isinstance(obj, (list, tuple))
+        or not obj
+        or not all(isinstance(sd, Mapping) and "dual_module.0.0.weight" in sd for sd in obj)
     ):
         raise WeightsError(f"{path}: holds no DRN dual models")
     n_feats = obj[0]["dual_module.0.0.weight"].shape[0]

@@ -32,7 +32,7 @@ def parser(doc: str, *, size: str = "640x360", frames: int = 8) -> argparse.Argu
     p.add_argument("--frames", type=int, default=frames, help=f"frames per round (default {frames})")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each variant reports its median")
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=None, help="default: 4 on GPU, 1 on CPU")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     return p
 

@@ -33,7 +33,7 @@ def main() -> None:
         args.rounds,
     )
     n = len(frames)
-    print(f"{loaded.spec.name} x{loaded.scale}, {n} frames of {args.size}, {untiled.dtype}, batch {args.batch_size}")
+    print(f"{loaded.spec.name} x{loaded.scale}, {n} frames of {args.size}, {untiled.dtype}, batch {untiled.batch_size}")
     print(h.machine(args.device))
     for name, sec in t.items():
         print(f"  {name:<28} {n / sec:8.3f} frames/s")

@@ -40,7 +40,8 @@ def main() -> None:
     }
     t = h.interleaved({k: h.engine_run(up, frames) for k, up in ups.items()}, args.rounds)
     n = len(frames)
-    print(f"{spec.name} x{loaded.scale}, {n} frames of {args.size}, tile {args.tile}, batch {args.batch_size}")
+    batch = next(iter(ups.values())).batch_size
+    print(f"{spec.name} x{loaded.scale}, {n} frames of {args.size}, tile {args.tile}, batch {batch}")
     print(h.machine(args.device))
     if len(names) == 1:
         print("  only fp32 has native kernels here (use --all to time emulated fp16/bf16)")

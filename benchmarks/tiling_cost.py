@@ -24,7 +24,7 @@ def main() -> None:
     ups = {t: h.upscaler(loaded, args, precision=args.precision, tile=t) for t in [0, *sizes]}
     t = h.interleaved({f"tile {k}": h.engine_run(up, frames) for k, up in ups.items()}, args.rounds)
     n = len(frames)
-    print(f"{loaded.spec.name} x{loaded.scale}, {n} frames of {args.size}, {ups[0].dtype}, batch {args.batch_size}")
+    print(f"{loaded.spec.name} x{loaded.scale}, {n} frames of {args.size}, {ups[0].dtype}, batch {ups[0].batch_size}")
     print(h.machine(args.device))
     print(f"  {'tiles':<10} {'frames/s':>9} {'tiled/untiled':>14} {'work':>6}")
     base = t["tile 0"]

@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 4 on GPU, 1 on CPU")
     parser.add_argument("--codec", default="libx264")
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--queue", type=int, default=8)

@@ -51,8 +51,9 @@ class EngineOptions:
     """Core size in input pixels; 0 disables tiling; ``auto`` fits device memory."""
     tile_pad: int | None = None
     """Context in input pixels around each core; default: the model's margin plus the feather."""
-    batch_size: int = 4
-    """Tiles (or whole frames) per forward pass."""
+    batch_size: int | None = None
+    """Tiles (or whole frames) per forward pass; None: 4 on a GPU, 1 on the CPU, where batching
+    only costs cache locality."""
     outscale: float | None = None
     """Final scale; the model's output is resized to it. None keeps the model's scale."""
 
@@ -130,7 +131,7 @@ class Upscaler:
         self.dtype = pick_dtype(
             opts.precision, self.device, supports_half=self.spec.supports_half, supports_bf16=self.spec.supports_bf16
         )
-        if opts.batch_size < 1:
+        if opts.batch_size is not None and opts.batch_size < 1:
             raise UpscaleError("batch size must be at least 1")
         if opts.outscale is not None and opts.outscale <= 0:
             raise UpscaleError("outscale must be positive")
@@ -148,7 +149,7 @@ class Upscaler:
         self.tile_px: int | None = None if opts.tile == "auto" else max(opts.tile, 0)
         if self.tile_px:
             self.tile_px = max(self.tile_px, MIN_TILE_PX, 2 * self.feather)
-        self.batch_size = opts.batch_size
+        self.batch_size = opts.batch_size or (1 if self.device.type == "cpu" else 4)
         self._channels_last = self.device.type == "cuda"
         self.module = self._place(model.module, self.dtype)
         self._fp32_module: torch.nn.Module | None = None

@@ -127,7 +127,12 @@ def _compare_table(results: list[SpeedResult]) -> str:
     "--tile", type=TileParam(), default="auto", show_default=True, help="Tile size in LR pixels; 0 = untiled."
 )
 @click.option("--tile-pad", type=click.IntRange(0), default=None, help="Context around each tile in LR pixels.")
-@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Tiles or frames per batch.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=None,
+    help="Tiles or frames per batch (default: 4 on GPU, 1 on CPU).",
+)
 @click.option("--compare", is_flag=True, help="Time every supported precision with each of --tiles, side by side.")
 @click.option(
     "--tiles",

@@ -104,7 +104,12 @@ def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 default=None,
                 help="Context around each tile in input pixels (default: the model's receptive field).",
             ),
-            click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Tiles per batch."),
+            click.option(
+                "--batch-size",
+                type=click.IntRange(1),
+                default=None,
+                help="Tiles (or frames) per forward pass (default: 4 on a GPU, 1 on the CPU).",
+            ),
             click.option(
                 "--outscale",
                 type=click.FloatRange(0, min_open=True),
@@ -126,7 +131,7 @@ def build_upscaler(
     precision: str = "auto",
     tile: int | str = "auto",
     tile_pad: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     outscale: float | None = None,
 ) -> Upscaler:
     """Load the model and start the engine; any problem becomes a one-line :class:`click.ClickException`."""

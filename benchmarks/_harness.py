@@ -91,17 +91,29 @@ def window_area_ratio(up: Upscaler, frame: np.ndarray) -> float:
     return area / (planes.shape[1] * planes.shape[2])
 
 
-def bare_run(up: Upscaler, frames: list[np.ndarray], *, transfers: bool = True) -> Callable[[], None]:
+def tile_windows(up: Upscaler, frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The windows the engine would feed the network for ``frames`` (C×h×w float32 each)."""
+    out = []
+    for planes in model_inputs(up, frames):
+        for t in up._tiles(_Frame(planes, None)):
+            out.append(np.ascontiguousarray(planes[:, t.window[0] : t.window[2], t.window[1] : t.window[3]]))
+    return out
+
+
+def bare_run(
+    up: Upscaler, frames: list[np.ndarray], *, transfers: bool = True, planes: list[np.ndarray] | None = None
+) -> Callable[[], None]:
     """The plain loop a user would write around ``model(x)``: batch, to device, forward, back to uint8.
 
     ``transfers=False`` keeps inputs on the device and outputs there too: the forward pass alone.
     Input colour conversion (Y models) and bicubic pre-upsampling are done beforehand, outside the
-    clock, so the engine is compared with the network's own cost.
+    clock, so the engine is compared with the network's own cost. ``planes`` replaces the frames by
+    ready model inputs (the engine's tile windows, say).
     """
     from upscale.resize import imresize
 
     spec, module, dtype, device, bs = up.spec, up.module, up.dtype, up.device, up.batch_size
-    planes = model_inputs(up, frames)
+    planes = planes if planes is not None else model_inputs(up, frames)
     batches = [torch.from_numpy(np.stack(planes[i : i + bs])) for i in range(0, len(planes), bs)]
     if spec.input_kind == "bicubic":
         batches = [imresize(b, scale=up.model_scale) for b in batches]

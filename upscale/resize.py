@@ -50,8 +50,15 @@ def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = Tru
     return m
 
 
+@lru_cache(maxsize=32)
+def _device_matrix(in_len: int, out_len: int, scale: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The matrix on the device, kept so that video frames do not copy it there again each time."""
+    with torch.inference_mode(False):  # a normal tensor, usable later with autograd too
+        return torch.from_numpy(resize_matrix(in_len, out_len, scale)).to(device=device, dtype=dtype)
+
+
 def _matrix(in_len: int, out_len: int, scale: float, like: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(resize_matrix(in_len, out_len, scale)).to(device=like.device, dtype=like.dtype)
+    return _device_matrix(in_len, out_len, scale, like.device, like.dtype)
 
 
 def imresize(x: torch.Tensor, scale: float | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -12,76 +10,30 @@ from tqdm import tqdm
 
 from ..errors import BadMediaError, UpscaleError
 from ..io.image import FORMATS, IMAGE_SUFFIXES, decode_image, encode_image, read_image, write_image
+from .batch import Failure, Job, expand_inputs, plan_jobs
 from .common import (
     build_upscaler,
     engine_options,
     error_line,
     existing_output_options,
     output_allowed,
-    scale_label,
     verbosity_options,
 )
-
-_GLOB_CHARS = set("*?[")
-
-
-@dataclass(frozen=True)
-class Job:
-    src: Path
-    dst: Path
-
-
-def expand_inputs(
-    inputs: list[str], *, recursive: bool
-) -> tuple[list[tuple[Path, Path | None]], list[tuple[str, str]]]:
-    """Files to process, each with the folder its output path mirrors; and ``(input, reason)`` failures."""
-    found: list[tuple[Path, Path | None]] = []
-    errors: list[tuple[str, str]] = []
-    for item in inputs:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                errors.append((item, "no images in this folder" + ("" if recursive else " (try --recursive)")))
-            found += [(p, path) for p in files]
-        elif path.exists():
-            found.append((path, None))
-        elif _GLOB_CHARS & set(item):
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=recursive) if Path(p).is_file())
-            if not matches:
-                errors.append((item, "no file matches this pattern"))
-            parts = Path(item).parts
-            first = next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))
-            base = Path(*parts[:first]) if first else Path()
-            found += [(p, base if p.is_relative_to(base) else None) for p in matches]
-        else:
-            errors.append((item, "no such file"))
-    return found, errors
-
-
-def output_path(src: Path, base: Path | None, out: Path | None, *, scale: float, fmt: str) -> Path:
-    suffix = src.suffix.lower() if fmt == "same" else FORMATS[fmt]
-    name = f"{src.stem}_{scale_label(scale)}{suffix}"
-    if out is None:
-        return src.with_name(name)
-    rel = src.parent.relative_to(base) if base is not None else Path()
-    return out / rel / name
 
 
 def _plan(
     inputs: list[str], out: Path | None, *, recursive: bool, scale: float, fmt: str
-) -> tuple[list[Job], list[tuple[str, str]]]:
-    found, errors = expand_inputs(inputs, recursive=recursive)
-    single_file_out = out is not None and len(found) == 1 and out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir()
-    jobs, seen = [], set()
-    for src, base in found:
-        dst = out if single_file_out and out is not None else output_path(src, base, out, scale=scale, fmt=fmt)
-        if src.resolve() in seen:
-            continue
-        seen.add(src.resolve())
-        jobs.append(Job(src, dst))
-    return jobs, errors
+) -> tuple[list[Job], list[Failure]]:
+    found, errors = expand_inputs(inputs, suffixes=IMAGE_SUFFIXES, noun="images", recursive=recursive)
+    jobs, clashes = plan_jobs(
+        found,
+        out,
+        scale=scale,
+        suffix_of=lambda src: src.suffix.lower() if fmt == "same" else FORMATS[fmt],
+        file_suffixes=IMAGE_SUFFIXES,
+        noun="images",
+    )
+    return jobs, errors + clashes
 
 
 @click.command()

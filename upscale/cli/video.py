@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import glob
 import logging
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,13 +12,13 @@ import click
 from ..errors import UpscaleError
 from ..io.streaming import StreamError, VideoOptions, upscale_video
 from ..io.video import CONTAINERS, VIDEO_SUFFIXES, EncodeSettings, check_encoder
+from .batch import Failure, Job, expand_inputs, plan_jobs
 from .common import (
     build_upscaler,
     engine_options,
     error_line,
     existing_output_options,
     output_allowed,
-    scale_label,
     verbosity_options,
 )
 from .progress import FrameProgress
@@ -68,80 +65,19 @@ class BitrateParam(click.ParamType):
         return int(rate)
 
 
-@dataclass(frozen=True)
-class Job:
-    src: Path
-    dst: Path
-
-
-_OUTPUT_NAME = re.compile(r"(.+)_x\d+(?:\.\d+)?$")
-
-
-def _is_output_of_sibling(path: Path) -> bool:
-    """``clip_x2.mp4`` beside ``clip.mkv``: an earlier run's output, not another video to upscale."""
-    m = _OUTPUT_NAME.match(path.stem)
-    return m is not None and any(
-        p.suffix.lower() in VIDEO_SUFFIXES for p in path.parent.glob(glob.escape(m.group(1)) + ".*") if p != path
-    )
-
-
-def _expand(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path | None]], list[tuple[str, str]]]:
-    """Video files with the folder they were found in (None for files named directly), and failures."""
-    found: list[tuple[Path, Path | None]] = []
-    errors: list[tuple[str, str]] = []
-    for item in inputs:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            files = sorted(
-                p
-                for p in path.glob("**/*" if recursive else "*")
-                if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
-            )
-            files = [p for p in files if not _is_output_of_sibling(p)]
-            if not files:
-                errors.append((item, "no videos in this folder" + ("" if recursive else " (try --recursive)")))
-            found += [(p, path) for p in files]
-        elif path.exists():
-            found.append((path, None))
-        else:
-            errors.append((item, "no such file"))
-    return found, errors
-
-
 def _plan(
     inputs: list[str], output: Path | None, *, recursive: bool, scale: float, container: str | None
-) -> tuple[list[Job], list[tuple[str, str]]]:
-    found, errors = _expand(inputs, recursive)
-    suffix = "." + (container or "mp4")
-    names_file = (
-        output is not None
-        and not output.is_dir()
-        and output.suffix.lower() in VIDEO_SUFFIXES | {"." + c for c in CONTAINERS}
+) -> tuple[list[Job], list[Failure]]:
+    found, errors = expand_inputs(inputs, suffixes=VIDEO_SUFFIXES, noun="videos", recursive=recursive)
+    jobs, clashes = plan_jobs(
+        found,
+        output,
+        scale=scale,
+        suffix_of=lambda _src: "." + (container or "mp4"),
+        file_suffixes=VIDEO_SUFFIXES | {"." + c for c in CONTAINERS},
+        noun="videos",
     )
-    if names_file and len(found) > 1:
-        raise click.UsageError(f"-o {output} names one file, but there are {len(found)} videos; give a folder")
-    jobs: list[Job] = []
-    seen: set[Path] = set()
-    taken: dict[Path, Path] = {}
-    for src, base in found:
-        if src.resolve() in seen:
-            continue
-        seen.add(src.resolve())
-        name = f"{src.stem}_{scale_label(scale)}{suffix}"
-        if output is None:
-            dst = src.with_name(name)
-        elif names_file:
-            dst = output
-        else:
-            rel = src.parent.relative_to(base) if base is not None else Path()
-            dst = output / rel / name
-        key = dst.resolve()
-        if key in taken:  # clip.mp4 and clip.mkv would both become clip_x2.mp4
-            errors.append((str(src), f"its output {dst} is also {taken[key]}'s; use --container or process it alone"))
-            continue
-        taken[key] = src
-        jobs.append(Job(src, dst))
-    return jobs, errors
+    return jobs, errors + clashes
 
 
 @click.command()

@@ -16,7 +16,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import cv2
@@ -116,7 +116,6 @@ class _FrameMeta:
     """``gray``, ``rgb`` or ``rgba``; ``gray1`` for H×W×1."""
     chroma: np.ndarray | None = None
     alpha: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Upscaler:

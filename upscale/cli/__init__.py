@@ -33,7 +33,7 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="upscale")
 def main() -> None:
-    """Image and video super-resolution: upscale images, videos and pipes, train and evaluate models.
+    """Image and video super-resolution: upscale images, videos and pipes; evaluate and benchmark models.
 
     Every command takes -h for its options; -q/-v on a command set how much it logs to stderr.
     """

@@ -70,8 +70,8 @@ def resolve_weights(spec: ModelSpec, scale: int | None, weights: str | Path | No
         raise WeightsError(
             f"model '{spec.name}' has no bundled weights"
             + (f" for x{scale}" if scale else "")
-            + f"; pass --weights FILE (an official checkpoint or one from 'upscale train {spec.name}'),"
-            " or see 'upscale weights list'"
+            + "; pass --weights FILE (an official checkpoint or your own),"
+            " or a name from 'upscale weights list'"
         )
     return bundled.path
 

@@ -1,4 +1,4 @@
-"""Weights trained by this project with ``upscale train`` and shipped with it (``weights/``).
+"""Weights trained by this project and shipped with it (``weights/``).
 
 ``weights/manifest.json`` is the single source: one entry per file with the model, scale, how it was
 trained and what it scores.

@@ -1,9 +1,9 @@
 """Image and video super-resolution: classic SR models, a tiled half-precision engine, evaluation.
 
-    from upscale import EngineOptions, Upscaler, load_model
+from upscale import EngineOptions, Upscaler, load_model
 
-    up = Upscaler(load_model("rlfn", weights="rlfn_x4.pth"), EngineOptions(tile=256))
-    hr = up.upscale(lr)   # H×W×C numpy array in, same layout and bit depth out
+up = Upscaler(load_model("rlfn", weights="rlfn_x4.pth"), EngineOptions(tile=256))
+hr = up.upscale(lr)   # H×W×C numpy array in, same layout and bit depth out
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -150,6 +150,9 @@ class Upscaler:
             self.tile_px = max(self.tile_px, MIN_TILE_PX, 2 * self.feather)
         self.batch_size = opts.batch_size or (1 if self.device.type == "cpu" else 4)
         self._channels_last = self.device.type == "cuda"
+        if self.device.type == "cuda":
+            # Tiles of a run share one shape, so cuDNN's per-shape algorithm search pays off.
+            torch.backends.cudnn.benchmark = True
         self.module = self._place(model.module, self.dtype)
         self._fp32_module: torch.nn.Module | None = None
         self._warned_nonfinite = False

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from tests.conftest import photo
+from tests.models.checks import assert_half_close_to_float32, assert_tile_matches_whole
 from upscale.color import rgb_to_y
 from upscale.errors import WeightsError
 from upscale.models import load_model
@@ -120,13 +121,8 @@ def test_margin_gives_exact_tiles(scale: int) -> None:
     net = _randomised(DRCN(num_filters=4, num_recursions=16)).double()
     m = DRCN_SPEC.margin_px
     lr = _y("coffee", (2 * m + 14, 2 * m + 13)).double()
-    top, left, bottom, right = m + 4, m + 3, m + 9, m + 9  # context beyond the margin on every side
-    with torch.no_grad():
-        full = net(imresize(lr, scale=scale))
-        tile = net(imresize(lr[..., top - m : bottom + m, left - m : right + m], scale=scale))
-    s = scale
-    inner = tile[..., m * s : (m + bottom - top) * s, m * s : (m + right - left) * s]
-    torch.testing.assert_close(inner, full[..., top * s : bottom * s, left * s : right * s], rtol=0, atol=1e-9)
+    box = (m + 4, m + 3, m + 9, m + 9)  # context beyond the margin on every side
+    assert_tile_matches_whole(net, lr, margin=m, scale=scale, box=box, pre_upsample=True)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
@@ -136,7 +132,4 @@ def test_half_precision_matches_float32(device: str) -> None:
         pytest.skip("needs CUDA")
     net = DRCN(num_filters=32).eval().to(device)
     x = imresize(_y("camera", (12, 10)), scale=2).to(device)
-    with torch.no_grad():
-        ref = net(x)
-        half = net.half()(x.half()).float()
-    assert (half - ref).abs().max() <= 2e-3 * ref.abs().max() + 2e-3
+    assert_half_close_to_float32(net, x)

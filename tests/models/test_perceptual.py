@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from tests.conftest import photo
+from tests.models.checks import assert_half_close_to_float32, assert_tile_matches_whole
 from upscale.errors import UnsupportedScaleError, WeightsError
 from upscale.models import load_model
 from upscale.models.perceptual import PERCEPTUAL_SPEC, PerceptualSR
@@ -102,13 +103,8 @@ def test_margin_gives_exact_tiles(scale: int, upsampler: str) -> None:
     net = _randomised(PerceptualSR(scale=scale, num_features=8, upsampler=upsampler)).double()
     m = PERCEPTUAL_SPEC.margin_px
     lr = _rgb("coffee", (2 * m + 12, 2 * m + 11)).double()
-    top, left, bottom, right = m + 3, m + 3, m + 8, m + 9  # context beyond the margin on every side
-    with torch.no_grad():
-        full = net(lr)
-        tile = net(lr[..., top - m : bottom + m, left - m : right + m])
-    s = scale
-    inner = tile[..., m * s : (m + bottom - top) * s, m * s : (m + right - left) * s]
-    torch.testing.assert_close(inner, full[..., top * s : bottom * s, left * s : right * s], rtol=0, atol=1e-9)
+    box = (m + 3, m + 3, m + 8, m + 9)  # context beyond the margin on every side
+    assert_tile_matches_whole(net, lr, margin=m, scale=scale, box=box)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
@@ -118,7 +114,4 @@ def test_half_precision_matches_float32(device: str) -> None:
         pytest.skip("needs CUDA")
     net = _randomised(PerceptualSR(scale=4)).to(device)
     x = _rgb("astronaut", (16, 12)).to(device)
-    with torch.no_grad():
-        ref = net(x)
-        half = net.half()(x.half()).float()
-    assert (half - ref).abs().max() <= 2e-3 * ref.abs().max() + 2e-3
+    assert_half_close_to_float32(net, x)

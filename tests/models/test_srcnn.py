@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from scipy.ndimage import correlate
 
 from tests.conftest import photo, read_rgb
+from tests.models.checks import assert_half_close_to_float32, assert_tile_matches_whole
 from upscale.color import rgb_to_y
 from upscale.errors import WeightsError
 from upscale.models import REGISTRY, load_model, read_state_dict
@@ -176,13 +177,8 @@ def test_margin_gives_exact_tiles(scale: int) -> None:
     net = _randomised(SRCNN(kernel_sizes=(9, 5, 5), n1=16, n2=8)).double()
     m = SRCNN_SPEC.margin_px
     lr = torch.from_numpy(rgb_to_y(photo("coffee", (2 * m + 14, 2 * m + 13)) / 255.0))[None, None]
-    top, left, bottom, right = m + 4, m + 3, m + 9, m + 9  # the tile in LR pixels, with context beyond the margin
-    with torch.no_grad():
-        full = net(imresize(lr, scale=scale))
-        tile = net(imresize(lr[..., top - m : bottom + m, left - m : right + m], scale=scale))
-    s = scale
-    inner = tile[..., m * s : (m + bottom - top) * s, m * s : (m + right - left) * s]
-    torch.testing.assert_close(inner, full[..., top * s : bottom * s, left * s : right * s], rtol=0, atol=1e-12)
+    box = (m + 4, m + 3, m + 9, m + 9)  # the tile in LR pixels, with context beyond the margin
+    assert_tile_matches_whole(net, lr, margin=m, scale=scale, box=box, pre_upsample=True, atol=1e-12)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
@@ -192,7 +188,4 @@ def test_half_precision_matches_float32(device: str) -> None:
         pytest.skip("needs CUDA")
     net = _randomised(SRCNN(kernel_sizes=(9, 5, 5))).to(device)
     x = imresize(torch.from_numpy(rgb_to_y(photo("camera", (24, 20)) / 255.0))[None, None], scale=3).float().to(device)
-    with torch.no_grad():
-        ref = net(x)
-        half = net.half()(x.half()).float()
-    assert (half - ref).abs().max() <= 2e-3 * ref.abs().max() + 2e-3
+    assert_half_close_to_float32(net, x)

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from tests.conftest import photo
+from tests.models.checks import assert_half_close_to_float32, assert_tile_matches_whole
 from upscale.errors import WeightsError
 from upscale.models import REGISTRY, load_model
 from upscale.models.srcnn import SRCNN
@@ -165,13 +166,8 @@ def test_margin_gives_exact_tiles(build, spec, scale: int) -> None:
     net = _randomised(build(scale=scale, num_features=4)).double()
     m = spec.margin_px
     lr = _rgb("coffee", (2 * m + 10, 2 * m + 9)).double()
-    top, left, bottom, right = m + 2, m + 2, m + 7, m + 8  # context beyond the margin on every side
-    with torch.no_grad():
-        full = net(lr)
-        tile = net(lr[..., top - m : bottom + m, left - m : right + m])
-    s = scale
-    inner = tile[..., m * s : (m + bottom - top) * s, m * s : (m + right - left) * s]
-    torch.testing.assert_close(inner, full[..., top * s : bottom * s, left * s : right * s], rtol=0, atol=1e-9)
+    box = (m + 2, m + 2, m + 7, m + 8)  # context beyond the margin on every side
+    assert_tile_matches_whole(net, lr, margin=m, scale=scale, box=box)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
@@ -181,7 +177,4 @@ def test_half_precision_matches_float32(device: str) -> None:
         pytest.skip("needs CUDA")
     net = SRResNet(scale=4).eval().to(device)
     x = _rgb("astronaut", (16, 12)).to(device)
-    with torch.no_grad():
-        ref = net(x)
-        half = net.half()(x.half()).float()
-    assert (half - ref).abs().max() <= 2e-3 * ref.abs().max() + 2e-3
+    assert_half_close_to_float32(net, x)

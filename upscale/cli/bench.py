@@ -14,7 +14,7 @@ from ..engine import EngineOptions, Upscaler, pick_device
 from ..errors import UpscaleError, WeightsError
 from ..eval.speed import SpeedResult, measure, supported_precisions, synthetic_frames
 from ..models import REGISTRY, LoadedModel, build_model, load_model
-from .common import TileParam, verbosity_options
+from .common import device_options, verbosity_options, weights_options
 
 log = logging.getLogger("upscale")
 
@@ -106,27 +106,13 @@ def _compare_table(results: list[SpeedResult]) -> str:
 
 @click.command()
 @click.argument("model")
-@click.option(
-    "-s", "--scale", type=click.IntRange(1), default=None, help="Scale (default: the weights' or the model's)."
-)
-@click.option("--weights", default=None, metavar="PATH|NAME", help="Weights file or known checkpoint name.")
+@weights_options
 @click.option("--random-weights", is_flag=True, help="Time an untrained network (also used when no weights exist).")
 @click.option("--size", type=SizeParam(), default="640x360", show_default=True, help="Input frame size, WxH.")
 @click.option(
     "--frames", type=click.IntRange(1), default=None, help="Frames to time [default: 20 on a GPU, 3 on the CPU]."
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-    default="auto",
-    show_default=True,
-    help="auto = fp16 on CUDA, fp32 elsewhere.",
-)
-@click.option(
-    "--tile", type=TileParam(), default="auto", show_default=True, help="Tile size in LR pixels; 0 = untiled."
-)
-@click.option("--tile-pad", type=click.IntRange(0), default=None, help="Context around each tile in LR pixels.")
+@device_options()
 @click.option(
     "--batch-size",
     type=click.IntRange(1),

@@ -53,19 +53,23 @@ def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--model``, ``--scale`` and ``--weights``."""
-    for decorator in reversed(
+def _apply(func: Callable[..., Any], decorators: list[Callable[..., Any]]) -> Callable[..., Any]:
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def weights_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--scale`` and ``--weights``."""
+    return _apply(
+        func,
         [
             click.option(
-                "-m",
-                "--model",
+                "-s",
+                "--scale",
+                type=click.IntRange(1),
                 default=None,
-                metavar="NAME",
-                help=f"Model ({', '.join(REGISTRY.names())}). Default: the best with bundled weights.",
-            ),
-            click.option(
-                "-s", "--scale", type=click.IntRange(1), default=None, help="Model scale (default: the model's)."
+                help="Model scale (default: the weights' or the model's; SRCNN .mat files do not record theirs).",
             ),
             click.option(
                 "--weights",
@@ -73,37 +77,61 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 metavar="PATH|NAME",
                 help="Weights file (safetensors, .pth, .mat; official layouts converted) or a known checkpoint name.",
             ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+        ],
+    )
+
+
+def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--model``, ``--scale`` and ``--weights``."""
+    model = click.option(
+        "-m",
+        "--model",
+        default=None,
+        metavar="NAME",
+        help=f"Model ({', '.join(REGISTRY.names())}). Default: the best with bundled weights.",
+    )
+    return model(weights_options(func))
+
+
+def device_options(*, precision: str = "auto", tile: str = "auto") -> Callable[[Callable[..., Any]], Any]:
+    """``--device``, ``--precision``, ``--tile`` and ``--tile-pad``, with the given defaults."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        return _apply(
+            func,
+            [
+                click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps."),
+                click.option(
+                    "--precision",
+                    type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+                    default=precision,
+                    show_default=True,
+                    help="auto = fp16 on CUDA, fp32 elsewhere.",
+                ),
+                click.option(
+                    "--tile",
+                    type=TileParam(),
+                    default=tile,
+                    show_default=True,
+                    help="Tile size in input pixels; 0 = no tiling; auto fits device memory.",
+                ),
+                click.option(
+                    "--tile-pad",
+                    type=click.IntRange(0),
+                    default=None,
+                    help="Context around each tile in input pixels (default: the model's receptive field).",
+                ),
+            ],
+        )
+
+    return decorate
 
 
 def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Model options plus the engine's device, precision, tiling, batching and output scale."""
-    for decorator in reversed(
+    func = _apply(
+        func,
         [
-            click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps."),
-            click.option(
-                "--precision",
-                type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-                default="auto",
-                show_default=True,
-                help="auto = fp16 on CUDA, fp32 elsewhere.",
-            ),
-            click.option(
-                "--tile",
-                type=TileParam(),
-                default="auto",
-                show_default=True,
-                help="Tile size in input pixels; 0 = no tiling; auto fits device memory.",
-            ),
-            click.option(
-                "--tile-pad",
-                type=click.IntRange(0),
-                default=None,
-                help="Context around each tile in input pixels (default: the model's receptive field).",
-            ),
             click.option(
                 "--batch-size",
                 type=click.IntRange(1),
@@ -116,10 +144,9 @@ def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 default=None,
                 help="Final scale: the model's output is resized to it (e.g. 2 with a x4 model).",
             ),
-        ]
-    ):
-        func = decorator(func)
-    return model_options(func)
+        ],
+    )
+    return model_options(device_options()(func))
 
 
 def build_upscaler(

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from ..errors import UpscaleError
 from ..eval.protocol import DatasetResult, Protocol, evaluate_dataset, list_images
-from .common import TileParam, build_upscaler, error_line, verbosity_options
+from .common import build_upscaler, device_options, error_line, verbosity_options, weights_options
 
 log = logging.getLogger("upscale")
 
@@ -69,14 +69,7 @@ def _summary(results: list[DatasetResult]) -> str:
     required=True,
     help="Folder of high-resolution images (Set5, Set14, ...); repeat for several, one row each.",
 )
-@click.option(
-    "-s",
-    "--scale",
-    type=click.IntRange(1),
-    default=None,
-    help="Scale (default: the weights'; SRCNN .mat files do not record theirs).",
-)
-@click.option("--weights", default=None, metavar="PATH|NAME", help="Weights file or known checkpoint name.")
+@weights_options
 @click.option(
     "--lr-dir",
     type=click.Path(path_type=Path),
@@ -98,18 +91,7 @@ def _summary(results: list[DatasetResult]) -> str:
     show_default=True,
     help="Grey images: score grey values (luma, MATLAB) or as RGB (rgb); auto: luma for Y models.",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-    default="fp32",
-    show_default=True,
-    help="Precision.",
-)
-@click.option(
-    "--tile", type=TileParam(), default="0", show_default=True, help="Tile size in LR pixels; 0 = whole images."
-)
-@click.option("--tile-pad", type=click.IntRange(0), default=None, help="Context around each tile in LR pixels.")
+@device_options(precision="fp32", tile="0")
 @verbosity_options
 def eval_command(
     model: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import socket
@@ -18,7 +19,7 @@ from click.testing import CliRunner
 from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
-from tests.conftest import photo
+from tests.conftest import photo, write_rgb
 from upscale import hub
 from upscale.cli import main
 from upscale.errors import WeightsError
@@ -166,6 +167,21 @@ def test_catalogue_is_well_formed() -> None:
         assert e.page.startswith("https://") and e.licence, e.name
         if e.model in REGISTRY:
             assert e.scale in REGISTRY.get(e.model).scales, e.name
+        assert e.kind in ("sr", "features"), e.name
+        if e.sha256_prefix is not None:
+            assert re.fullmatch(r"[0-9a-f]{8,63}", e.sha256_prefix), e.name
+            assert e.sha256 is None or e.sha256.startswith(e.sha256_prefix), e.name
+
+
+def test_catalogue_vgg_entries_are_torchvision_files_and_not_sr_models() -> None:
+    vgg = {e.name: e for e in hub.CATALOGUE if e.kind == "features"}
+    assert sorted(vgg) == ["vgg16", "vgg19"]
+    for name, filename in (("vgg19", "vgg19-dcbb9e9d.pth"), ("vgg16", "vgg16-397923af.pth")):
+        e = vgg[name]
+        assert e.url == "https://download.pytorch.org/models/" + filename
+        assert e.model == name and name not in REGISTRY  # no registry model: nothing offers it for upscaling
+        # torchvision's file names carry the first 8 hex digits of the file's sha256.
+        assert e.sha256_prefix == filename[-12:-4] and e.checksum == e.sha256
 
 
 def test_catalogue_hashes_match_the_official_files(shared_data: Path) -> None:
@@ -314,6 +330,25 @@ def test_entry_without_direct_download_says_where_to_get_it(home: Path) -> None:
     assert entry.page in str(info.value) and "--weights" in str(info.value)
 
 
+def test_prefix_checksum_is_accepted_when_right(server: Served, home: Path, rlfn_file) -> None:
+    _, payload = rlfn_file
+    digest = hashlib.sha256(payload).hexdigest()
+    entry = replace(_entry(server, payload, sha256=None), sha256_prefix=digest[:8])
+    path = hub.download(entry, progress=False)
+    assert path.read_bytes() == payload
+    assert hub.digest_matches(entry, digest) and not hub.digest_matches(entry, "0" * 64)
+
+
+def test_prefix_checksum_mismatch_leaves_nothing(server: Served, home: Path, rlfn_file) -> None:
+    _, payload = rlfn_file
+    digest = hashlib.sha256(payload).hexdigest()
+    wrong = "0" * 8 if not digest.startswith("0" * 8) else "f" * 8
+    entry = replace(_entry(server, payload, sha256=None), sha256_prefix=wrong)
+    with pytest.raises(WeightsError, match=f"sha256 mismatch \\(expected one starting {wrong}, got {digest}\\)"):
+        hub.download(entry, progress=False)
+    assert _left_in(home / "weights") == []
+
+
 # ------------------------------------------------------------------------------ --weights NAME
 
 
@@ -383,6 +418,111 @@ def test_cli_download(server: Served, home: Path, rlfn_file, monkeypatch: pytest
     assert result.exit_code == 0, result.output
     assert "test-rlfn-x2" in result.stderr and "100%" in result.stderr  # the progress bar, on stderr
     assert result.stdout.strip() == str(path)
+
+
+@pytest.fixture
+def vgg_file() -> bytes:
+    """A torchvision-style VGG state dict, cut to its first conv (the real one is 550 MB)."""
+    conv = torch.nn.Conv2d(3, 64, 3, padding=1)
+    buf = io.BytesIO()
+    torch.save({"features.0.weight": conv.weight.detach(), "features.0.bias": conv.bias.detach()}, buf)
+    return buf.getvalue()
+
+
+def _vgg_entry(server: Served, payload: bytes, *, prefix: str | None = None) -> hub.Checkpoint:
+    """The catalogue's vgg19 entry, served locally; only a sha256 prefix known, as torchvision publishes."""
+    server.files["/vgg19-test.pth"] = payload
+    return replace(
+        hub.find("vgg19"),
+        url=server.url("/vgg19-test.pth"),
+        sha256=None,
+        sha256_prefix=prefix or hashlib.sha256(payload).hexdigest()[:8],
+        size_bytes=len(payload),
+    )
+
+
+def test_cli_download_of_vgg19(server: Served, home: Path, vgg_file: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = _vgg_entry(server, vgg_file)
+    monkeypatch.setattr(hub, "CATALOGUE", (entry,))
+    with pytest.raises(WeightsError) as info:
+        hub.vgg_weights_path("vgg19")
+    assert "upscale weights download vgg19" in str(info.value) and server.bytes_sent == 0  # never fetched silently
+
+    result = CliRunner().invoke(main, ["weights", "download", "-q", "vgg19"])
+    assert result.exit_code == 0, result.output
+    path = home / "weights" / "vgg19.pth"
+    assert result.stdout.strip() == str(path) and path.read_bytes() == vgg_file
+    assert hub.vgg_weights_path("VGG19") == path
+    sd = torch.load(path, weights_only=True)
+    assert sd["features.0.weight"].shape == (64, 3, 3, 3)
+
+    sent = server.bytes_sent
+    result = CliRunner().invoke(main, ["weights", "download", "-q", "vgg19"])
+    assert result.exit_code == 0 and result.stdout.strip() == str(path)
+    assert server.bytes_sent == sent  # the cached file matched its prefix: not fetched again
+
+    result = CliRunner().invoke(main, ["weights", "list"])
+    assert result.exit_code == 0, result.output
+    row = next(line.split() for line in result.output.splitlines() if line.startswith("vgg19 "))
+    assert row[:5] == ["vgg19", "vgg19", "-", entry.url, entry.sha256_prefix + "..."] and row[-1] == "yes"
+    assert "feature networks for training losses" in result.output
+
+
+def test_cli_download_of_vgg19_with_a_wrong_prefix(
+    server: Served, home: Path, vgg_file: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest = hashlib.sha256(vgg_file).hexdigest()
+    wrong = "0" * 8 if not digest.startswith("0" * 8) else "f" * 8
+    monkeypatch.setattr(hub, "CATALOGUE", (_vgg_entry(server, vgg_file, prefix=wrong),))
+    result = CliRunner().invoke(main, ["weights", "download", "-q", "vgg19"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {server.url('/vgg19-test.pth')}: sha256 mismatch (expected one starting {wrong}, got {digest}); "
+        "the download was deleted"
+    ]
+    assert _left_in(home / "weights") == []
+
+
+def test_vgg_weights_path_of_the_real_catalogue(home: Path) -> None:
+    for arch in ("vgg19", "vgg16"):
+        with pytest.raises(WeightsError) as info:
+            hub.vgg_weights_path(arch)
+        msg = str(info.value)
+        assert f"run 'upscale weights download {arch}' first" in msg and str(home / "weights") in msg
+        assert "\n" not in msg
+    with pytest.raises(WeightsError, match="not a VGG feature network"):
+        hub.vgg_weights_path("rlfn-x4")
+    assert _left_in(home / "weights") == []
+
+
+def test_vgg19_is_refused_as_sr_weights(
+    server: Served, home: Path, vgg_file: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(WeightsError, match="VGG19 feature network for training losses, not a super-resolution model"):
+        load_model("rlfn", weights="vgg19")
+    assert _left_in(home / "weights") == []  # refused before any download
+
+    entry = _vgg_entry(server, vgg_file)
+    monkeypatch.setattr(hub, "CATALOGUE", (entry,))
+    hub.download(entry, progress=False)  # cached or not, it is no SR model
+    img = write_rgb(tmp_path / "in.png", photo("astronaut", (16, 16)))
+    result = CliRunner().invoke(main, ["images", str(img), "-m", "rlfn", "--weights", "vgg19", "-q"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: vgg19: is a VGG19 feature network for training losses, not a super-resolution model; "
+        "pass an SR checkpoint to --weights (see 'upscale weights list')"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache-home", "in.png"]
+
+
+def test_cli_convert_refuses_a_vgg_file(tmp_path: Path, vgg_file: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "vgg19-test.pth"
+    src.write_bytes(vgg_file)
+    entry = replace(hub.find("vgg19"), sha256=hashlib.sha256(vgg_file).hexdigest(), size_bytes=len(vgg_file))
+    monkeypatch.setattr(hub, "CATALOGUE", (entry,))
+    result = CliRunner().invoke(main, ["weights", "convert", str(src), str(tmp_path / "o.safetensors")])
+    assert result.exit_code == 1 and "feature network for training losses" in result.output
+    assert not (tmp_path / "o.safetensors").exists()
 
 
 def test_cli_convert_official_rlfn(shared_data: Path, tmp_path: Path) -> None:

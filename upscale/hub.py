@@ -2,8 +2,12 @@
 
 ``--weights NAME`` resolves NAME here. The file is fetched once into the user cache
 (``$UPSCALE_HOME``, else ``$XDG_CACHE_HOME/upscale``, else ``~/.cache/upscale``; files under ``weights/``),
-checked against its published sha256 where one is known, and used from there afterwards. Nothing is
-downloaded unless a name is asked for.
+checked against its published sha256 (or the published prefix of it) where one is known, and used from
+there afterwards. Nothing is downloaded unless a name is asked for.
+
+Besides super-resolution checkpoints the catalogue holds torchvision's ImageNet VGG16/VGG19, the feature
+networks of perceptual losses (``kind="features"``): ``upscale weights download vgg19`` fetches them,
+:func:`vgg_weights_path` finds them, and ``--weights`` refuses them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .errors import OutputExistsError, WeightsError
 
@@ -42,9 +46,10 @@ class Checkpoint:
     """Id for ``--weights NAME`` and ``upscale weights download NAME``: lower case, no dots or slashes."""
 
     model: str
-    """Registry name of the architecture the file holds."""
+    """Registry name of the architecture the file holds (``vgg19`` for a feature network)."""
 
     scale: int
+    """The upscaling factor; 1 for a feature network, which upscales nothing."""
 
     filename: str
     """The publisher's file name; its suffix decides how the file is read (``.pth``, ``.mat``)."""
@@ -58,16 +63,30 @@ class Checkpoint:
     licence: str
 
     sha256: str | None = None
-    """Published or otherwise established sha256 of the file; None where none is known (unverified)."""
+    """Published or otherwise established sha256 of the file; None where none is known."""
 
     size_bytes: int | None = None
 
     note: str = ""
 
+    sha256_prefix: str | None = None
+    """The leading hex digits of the sha256 where the publisher gives only those (torchvision puts the
+    first 8 in its file names). A download is checked against the full ``sha256`` when known, else
+    against this prefix; with neither it is used unverified."""
+
+    kind: Literal["sr", "features"] = "sr"
+    """``sr``: a super-resolution network, for ``--weights NAME``. ``features``: a classification
+    network whose features drive training losses (VGG for perceptual losses); never an SR model."""
+
     @property
     def cache_name(self) -> str:
         """File name in the cache: the catalogue name with the publisher's suffix."""
         return self.name + Path(self.filename).suffix.lower()
+
+    @property
+    def checksum(self) -> str | None:
+        """What a download is checked against: the full sha256, else the published prefix, else None."""
+        return self.sha256 or self.sha256_prefix
 
 
 _RLFN_ZOO = "https://raw.githubusercontent.com/bytedance/RLFN/bccfde91bf8b2de80789ec033a029e6f2a932330/model_zoo/"
@@ -77,6 +96,7 @@ _SRCNN_DIR = (
 )
 _DRN_RELEASE = "https://github.com/guoyongcs/DRN/releases/download/v0.1/"
 _REALESRGAN_RELEASE = "https://github.com/xinntao/Real-ESRGAN/releases/download/"
+_TORCHVISION_MODELS = "https://download.pytorch.org/models/"
 
 
 def _rlfn(name: str, *, scale: int, sha256: str, size_bytes: int) -> Checkpoint:
@@ -121,6 +141,29 @@ def _drn(model: str, scale: int) -> Checkpoint:
         page="https://github.com/guoyongcs/DRN/releases",
         licence="MIT",
         note="the primal network; the dual models are separate files",
+    )
+
+
+def _torchvision_vgg(arch: str, filename: str, *, sha256: str, size_bytes: int) -> Checkpoint:
+    """torchvision's ImageNet ``IMAGENET1K_V1`` weights; the file name carries the sha256's first 8 digits."""
+    prefix = Path(filename).stem.rsplit("-", 1)[1]  # vgg19-dcbb9e9d.pth -> dcbb9e9d
+    return Checkpoint(
+        name=arch,
+        model=arch,
+        scale=1,
+        filename=filename,
+        url=_TORCHVISION_MODELS + filename,
+        page=f"https://pytorch.org/vision/stable/models/generated/torchvision.models.{arch}.html",
+        licence="BSD-3-Clause (torchvision); weights: see torchvision",
+        sha256=sha256,
+        size_bytes=size_bytes,
+        note=(
+            f"torchvision {arch.upper()}_Weights.IMAGENET1K_V1, for perceptual losses. torchvision publishes the "
+            f"sha256 prefix {prefix} in the file name; the full sha256 and size are those of downloads of that file. "
+            "torchvision notes that pre-trained weights may carry terms derived from their training data (ImageNet)"
+        ),
+        sha256_prefix=prefix,
+        kind="features",
     )
 
 
@@ -206,6 +249,18 @@ CATALOGUE: tuple[Checkpoint, ...] = (
     _srcnn(2, sha256="51b748297e8669832a4ad27cc4b7eebc6d65d37a77bcb19bef23c1b5f972ea12", size_bytes=38625),
     _srcnn(3, sha256="ef05325a96221ab9399db844bc833f687796a1078bfa6aacc6930bde60ca5b10", size_bytes=38483),
     _srcnn(4, sha256="717c2c6f5196a95959f98953f84a359e56fc415eba190b5db016b25896e74862", size_bytes=38489),
+    _torchvision_vgg(
+        "vgg19",
+        "vgg19-dcbb9e9d.pth",
+        sha256="dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
+        size_bytes=574673361,
+    ),
+    _torchvision_vgg(
+        "vgg16",
+        "vgg16-397923af.pth",
+        sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+        size_bytes=553433881,
+    ),
 )
 """The known checkpoints. Functions read it at call time, so tests can replace it."""
 
@@ -247,12 +302,50 @@ def cached_path(entry: Checkpoint, directory: Path | None = None) -> Path | None
 
 
 def resolve(name: str, *, catalogue: Sequence[Checkpoint] | None = None, progress: bool | None = None) -> Path:
-    """The cached file for a known checkpoint name, downloaded on first use."""
+    """The cached file for a known super-resolution checkpoint name, downloaded on first use.
+
+    This is what ``--weights NAME`` reads, so feature networks (VGG) are refused here: see
+    :func:`vgg_weights_path` for those.
+    """
     entry = find(name, catalogue)
+    if entry.kind != "sr":
+        raise WeightsError(
+            f"{entry.name}: is a {entry.model.upper()} feature network for training losses, not a super-resolution "
+            "model; pass an SR checkpoint to --weights (see 'upscale weights list')"
+        )
     path = cached_path(entry)
     if path is not None:
         return path
     return download(entry, progress=progress)
+
+
+def vgg_weights_path(arch: str, *, catalogue: Sequence[Checkpoint] | None = None) -> Path:
+    """The cached ImageNet weights of ``arch`` (``vgg19``, ``vgg16``) for perceptual losses.
+
+    Never downloads: training should not start a 550 MB transfer unasked. A missing file raises
+    :class:`WeightsError` naming the command that fetches it.
+    """
+    entry = find(arch, catalogue)
+    if entry.kind != "features":
+        raise WeightsError(f"{entry.name}: is a super-resolution checkpoint, not a VGG feature network")
+    path = cached_path(entry)
+    if path is None:
+        raise WeightsError(
+            f"{entry.name}: the ImageNet {entry.model.upper()} weights are not in the cache ({weights_dir()}); "
+            f"run 'upscale weights download {entry.name}' first"
+        )
+    return path
+
+
+def digest_matches(entry: Checkpoint, digest: str) -> bool:
+    """Whether a file's sha256 ``digest`` agrees with the entry's full sha256, else with its published
+    prefix; True where the entry knows neither."""
+    digest = digest.lower()
+    if entry.sha256 is not None:
+        return digest == entry.sha256.lower()
+    if entry.sha256_prefix is not None:
+        return digest.startswith(entry.sha256_prefix.lower())
+    return True
 
 
 def sha256_file(path: str | Path) -> str:
@@ -407,13 +500,16 @@ def _verify(entry: Checkpoint, part: Path, digest: str) -> None:
     if entry.size_bytes is not None and size != entry.size_bytes:
         part.unlink()
         raise WeightsError(f"{entry.url}: got {size} bytes, expected {entry.size_bytes}; the download was deleted")
-    if entry.sha256 is None:
+    if entry.checksum is None:
         log.warning("%s: no published sha256 is known; the file is used unverified", entry.name)
-    elif digest != entry.sha256:
+    elif not digest_matches(entry, digest):
         part.unlink()
+        expected = entry.sha256 or f"one starting {entry.sha256_prefix}"
         raise WeightsError(
-            f"{entry.url}: sha256 mismatch (expected {entry.sha256}, got {digest}); the download was deleted"
+            f"{entry.url}: sha256 mismatch (expected {expected}, got {digest}); the download was deleted"
         )
+    elif entry.sha256 is None:
+        log.info("%s: sha256 prefix %s matches (only the prefix is published)", entry.name, entry.sha256_prefix)
 
 
 def _range_start(content_range: str | None) -> int | None:
@@ -472,6 +568,11 @@ def convert_checkpoint(
     source_sha256 = sha256_file(src)
     # A catalogued file says what it is, which matters where the tensors cannot (SRCNN's scale).
     known = next((e for e in CATALOGUE if e.sha256 == source_sha256), None)
+    if known is not None and known.kind != "sr":
+        raise WeightsError(
+            f"{src}: is '{known.name}', a {known.model.upper()} feature network for training losses, "
+            "not a super-resolution model; it needs no conversion"
+        )
     if model:
         spec = registry.get(model)
     else:

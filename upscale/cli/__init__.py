@@ -15,6 +15,8 @@ _COMMANDS = {
     "pipe": "upscale.cli.pipe:pipe",
     "eval": "upscale.cli.eval:eval_command",
     "bench": "upscale.cli.bench:bench",
+    "train": "upscale.cli.train:train",
+    "interpolate": "upscale.cli.interpolate:interpolate",
 }
 
 

@@ -31,7 +31,10 @@ def weights() -> None:
 @weights.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per checkpoint, every field in full.")
 def list_weights(as_json: bool) -> None:
-    """Show the known checkpoints: where they come from, their checksum, licence and whether they are cached."""
+    """Show the known checkpoints: where they come from, their checksum, licence and whether they are cached.
+
+    The VGG entries are ImageNet feature networks for perceptual training losses, not upscaling models.
+    """
     entries = hub.CATALOGUE
     if as_json:
         for e in entries:
@@ -43,20 +46,27 @@ def list_weights(as_json: bool) -> None:
         (
             e.name,
             e.model,
-            f"x{e.scale}",
+            f"x{e.scale}" if e.kind == "sr" else "-",
             e.url or f"{e.page} (download by hand)",
-            e.sha256[:16] if e.sha256 else "unverified",
+            e.sha256[:16] if e.sha256 else f"{e.sha256_prefix}..." if e.sha256_prefix else "unverified",
             e.licence,
             "yes" if hub.cached_path(e) else "no",
         )
         for e in entries
     ]
+    features = [e.name for e in entries if e.kind == "features"]
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     click.echo("")
     click.echo("sha256: the first 16 hex digits of the checksum checked on download (--json shows it in full);")
+    if any(e.sha256 is None and e.sha256_prefix for e in entries):
+        click.echo(
+            "        'abcd1234...': only this prefix is published (in the file name); downloads are checked against it."
+        )
     click.echo("        'unverified': no checksum is known, the file is used as downloaded.")
+    if features:
+        click.echo(f"{', '.join(features)}: feature networks for training losses (perceptual), not --weights models.")
     click.echo(f"cache: {hub.weights_dir()}")
 
 
@@ -77,7 +87,7 @@ def download(ctx: click.Context, names: tuple[str, ...], force: bool, quiet: boo
             path = hub.cached_path(entry)
             if path is None or force:
                 path = hub.download(entry, progress=not quiet, force=force)
-            elif entry.sha256 is not None and hub.sha256_file(path) != entry.sha256:
+            elif entry.checksum is not None and not hub.digest_matches(entry, hub.sha256_file(path)):
                 path = hub.download(entry, progress=not quiet, force=True)
         except UpscaleError as exc:
             click.echo(f"Error: {exc}", err=True)

@@ -1,0 +1,119 @@
+"""Add a training run's weights to ``weights/`` with their manifest entry.
+
+Scores the run's ``final.safetensors`` with ``upscale eval`` (PSNR/SSIM on Y beside bicubic), stores
+the weights as fp16 safetensors (loading casts them to the run precision), and records how they were
+trained: the resolved settings, the equivalent command line, iterations, training time, machine and
+precision. The manifest's scores are those of the stored fp16 file, so anyone can recompute them.
+
+    python examples/bundle_weights.py runs/rlfn_x4 --bench ../shared/data/bench/Set5 ../shared/data/bench/Set14 \
+        --data-note "T91 + BSD200"
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def command_line(cfg: dict) -> str:
+    """The ``upscale train`` command equivalent to a run's resolved ``config.json``."""
+    r = cfg["recipe"]
+    parts = ["upscale train", cfg["model"], "--scale", str(cfg["scale"]), "--recipe", r["name"]]
+    for d in cfg["data"]:
+        parts += ["--data", d]
+    for v in cfg["val"]:
+        parts += ["--val", v]
+    parts += ["--iters", str(r["iters"]), "--batch-size", str(r["batch_size"]), "--patch", str(r["patch"])]
+    parts += ["--lr", f"{r['lr']:g}", "--seed", str(cfg["seed"]), "--precision", cfg["precision"]]
+    if cfg.get("init"):
+        parts += ["--init", cfg["init"]]
+    for k, v in (cfg.get("arch") or {}).items():
+        parts += ["--arch", f"{k}={v}"]
+    parts += ["--out", cfg["out"]]
+    return " ".join(parts)
+
+
+def evaluate(model: str, weights: Path, bench: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "upscale", "eval", model, "--weights", str(weights), "--json", "-q"]
+    for b in bench:
+        cmd += ["--data", b]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="run folder of 'upscale train'")
+    p.add_argument("--bench", nargs="+", required=True, help="benchmark folders (Set5, Set14)")
+    p.add_argument("--data-note", required=True, help="what the training data were")
+    p.add_argument("--note", default="", help="anything else a reader should know")
+    p.add_argument("--out", type=Path, default=WEIGHTS)
+    args = p.parse_args()
+
+    cfg = json.loads((args.run / "config.json").read_text())
+    final = args.run / "final.safetensors"
+    with safe_open(str(final), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+    model, scale = meta["model"], int(meta["scale"])
+    name = f"{model}_x{scale}.safetensors"
+    dest = args.out / name
+    tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(final)).items()}
+    save_file(tensors, str(dest), metadata={**meta, "storage": "fp16"})
+    results = evaluate(model, dest, args.bench)
+    datasets = results["datasets"] if isinstance(results, dict) and "datasets" in results else results
+    scores, bicubic = {}, {}
+    for d in datasets:
+        m = d["mean"]
+        scores[d["name"]] = {"psnr": round(m["psnr"], 4), "ssim": round(m["ssim"], 4)}
+        bicubic[d["name"]] = {"psnr": round(m["bicubic_psnr"], 4), "ssim": round(m["bicubic_ssim"], 4)}
+    entry = {
+        "file": name,
+        "sha256": hashlib.sha256(dest.read_bytes()).hexdigest(),
+        "model": model,
+        "scale": scale,
+        "params": sum(v.numel() for v in tensors.values() if v.is_floating_point()),
+        "recipe": cfg["recipe"],
+        "command": command_line(cfg),
+        "data": args.data_note,
+        "iterations": int(meta["iterations"]),
+        "wall_time_s": int(float(meta.get("seconds", 0))),
+        "machine": f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "precision": meta.get("precision", cfg["precision"]),
+        "storage": "fp16",
+        "scores": scores,
+        "bicubic": bicubic,
+        "note": args.note,
+    }
+    manifest_path = args.out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["weights"] = [e for e in manifest["weights"] if e["file"] != name] + [entry]
+    manifest["weights"].sort(key=lambda e: (e["model"], e["scale"]))
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(
+        f"{dest}: " + ", ".join(f"{k} {v['psnr']:.2f} dB (bicubic {bicubic[k]['psnr']:.2f})" for k, v in scores.items())
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -148,7 +148,7 @@ def test_cut_off_stream_writes_complete_frames_then_fails() -> None:
     ids=["empty", "mp4", "alpha"],
 )
 def test_bad_streams_give_one_line(data: bytes, message: str) -> None:
-    code, out, err = run_pipe(data, "-m", "bicubic", "-s", "2")
+    code, out, err = run_pipe(data, "-q", "-m", "bicubic", "-s", "2")
     assert code == 1 and out == b""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: stdin: ") and message in lines[0]

@@ -3,7 +3,11 @@
 ``--weights NAME`` resolves NAME here. The file is fetched once into the user cache
 (``$UPSCALE_HOME``, else ``$XDG_CACHE_HOME/upscale``, else ``~/.cache/upscale``; files under ``weights/``),
 checked against its published sha256 (or the published prefix of it) where one is known, and used from
-there afterwards. Nothing is downloaded unless a name is asked for.
+there afterwards. Nothing is downloaded unless a name is asked for: with ``--weights NAME``, or by a bare
+model name whose default weights are an official checkpoint (:mod:`upscale.models.defaults`).
+
+Offline (``offline=True``, ``--offline`` or ``UPSCALE_OFFLINE=1``) :func:`resolve` uses the cache only and
+never opens a connection; a missing file is a one-line error naming the file, its URL and the two ways out.
 
 Besides super-resolution checkpoints the catalogue holds torchvision's ImageNet VGG16/VGG19, the feature
 networks of perceptual losses (``kind="features"``): ``upscale weights download vgg19`` fetches them,
@@ -262,7 +266,12 @@ CATALOGUE: tuple[Checkpoint, ...] = (
         size_bytes=553433881,
     ),
 )
-"""The known checkpoints. Functions read it at call time, so tests can replace it."""
+"""The known checkpoints. Functions read it at call time, so tests can replace it.
+
+Order matters: the first ``sr`` entry of a model at a scale is what the bare model name runs at that
+scale where no bundled file exists (:func:`upscale.models.defaults.default_weights`), so each model's
+reference release comes before its variants (``esrgan-official`` before ``realesrgan-x4plus``,
+``rlfn-x4`` before ``rlfn-ntire-x4``)."""
 
 
 # --------------------------------------------------------------------------------------------- cache
@@ -301,11 +310,23 @@ def cached_path(entry: Checkpoint, directory: Path | None = None) -> Path | None
     return path
 
 
-def resolve(name: str, *, catalogue: Sequence[Checkpoint] | None = None, progress: bool | None = None) -> Path:
+def offline_from_env() -> bool:
+    """Whether ``UPSCALE_OFFLINE`` forbids downloads: set and not ``0``, ``false``, ``no`` or ``off``."""
+    return os.environ.get("UPSCALE_OFFLINE", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def resolve(
+    name: str,
+    *,
+    catalogue: Sequence[Checkpoint] | None = None,
+    progress: bool | None = None,
+    offline: bool | None = None,
+) -> Path:
     """The cached file for a known super-resolution checkpoint name, downloaded on first use.
 
-    This is what ``--weights NAME`` reads, so feature networks (VGG) are refused here: see
-    :func:`vgg_weights_path` for those.
+    This is what ``--weights NAME`` and a bare model name with official default weights read, so feature
+    networks (VGG) are refused here: see :func:`vgg_weights_path` for those. ``offline`` (None: read
+    ``UPSCALE_OFFLINE``) uses the cache only; a missing file then raises without any network access.
     """
     entry = find(name, catalogue)
     if entry.kind != "sr":
@@ -316,7 +337,7 @@ def resolve(name: str, *, catalogue: Sequence[Checkpoint] | None = None, progres
     path = cached_path(entry)
     if path is not None:
         return path
-    return download(entry, progress=progress)
+    return download(entry, progress=progress, offline=offline_from_env() if offline is None else offline)
 
 
 def vgg_weights_path(arch: str, *, catalogue: Sequence[Checkpoint] | None = None) -> Path:
@@ -370,18 +391,28 @@ def download(
     progress: bool | None = None,
     force: bool = False,
     timeout_s: float = 30.0,
+    offline: bool = False,
 ) -> Path:
     """Fetch ``entry`` into the cache and return its path.
 
     The bytes go to ``<file>.part``, which is renamed only once complete and verified; an interrupted
     download is resumed with an HTTP Range request (or restarted where the server ignores Range). A
-    sha256 or size mismatch deletes the download. ``progress=None`` shows a bar unless logging is quiet.
+    sha256 or size mismatch deletes the download. ``progress=None`` shows a bar unless logging is quiet;
+    with the bar, one line first says what is fetched, its size, licence and URL.
+
+    This is the explicit fetch (``upscale weights download``), so ``UPSCALE_OFFLINE`` is not read here;
+    ``offline=True`` refuses before any connection is opened, with the error :func:`resolve` reports.
     """
     if entry.url is None:
         raise WeightsError(
             f"{entry.name}: no direct download is known; get {entry.filename} from {entry.page} and pass --weights FILE"
         )
     directory = Path(directory) if directory is not None else weights_dir()
+    if offline:
+        raise WeightsError(
+            f"{entry.name}: {entry.filename} ({entry.url}) is not in the cache and downloads are off "
+            f"(--offline or UPSCALE_OFFLINE); {_ways_out(entry, directory)}"
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -392,7 +423,11 @@ def download(
     with _locked(directory / ".lock"):
         if not force and cached_path(entry, directory) is not None:
             return dest  # another process finished it while we waited
-        log.info("downloading %s from %s", entry.name, entry.url)
+        if show:  # the bar's heading: what, how big, under which licence, from where
+            what = f"{entry.filename}, {_size_text(entry.size_bytes)}, {entry.licence}"
+            print(f"fetching {entry.name} ({what}) from {entry.url}", file=sys.stderr, flush=True)
+        else:
+            log.info("downloading %s from %s", entry.name, entry.url)
         try:
             digest = _fetch(entry, part, show, timeout_s)
         except _RestartDownload:
@@ -441,10 +476,11 @@ def _fetch(entry: Checkpoint, part: Path, show: bool, timeout_s: float) -> str:
             f"cannot download '{entry.name}' from {url} (HTTP {exc.code} {exc.reason}); "
             "download it by hand and pass --weights FILE"
         ) from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # unreachable: DNS, refused, timeout
         reason = _one_line(getattr(exc, "reason", exc))
         raise WeightsError(
-            f"cannot download '{entry.name}' from {url} ({reason}); download it by hand and pass --weights FILE"
+            f"cannot download '{entry.name}' ({entry.filename}) from {url} ({reason}); "
+            + _ways_out(entry, part.parent, by_hand=True)
         ) from None
 
     digest = hashlib.sha256()
@@ -510,6 +546,24 @@ def _verify(entry: Checkpoint, part: Path, digest: str) -> None:
         )
     elif entry.sha256 is None:
         log.info("%s: sha256 prefix %s matches (only the prefix is published)", entry.name, entry.sha256_prefix)
+
+
+def _ways_out(entry: Checkpoint, directory: Path, *, by_hand: bool = False) -> str:
+    """The two ways to run without reaching the URL: fetch on another machine and copy, or pass a file."""
+    file = "download it by hand and pass --weights FILE" if by_hand else "pass --weights FILE"
+    return (
+        f"run 'upscale weights download {entry.name}' on a connected machine and copy the file it prints "
+        f"into {directory}, or {file}"
+    )
+
+
+def _size_text(size_bytes: int | None) -> str:
+    """``66929193`` -> ``63.8 MiB``; ``38625`` -> ``37.7 KiB``; None -> ``size unknown``."""
+    if size_bytes is None:
+        return "size unknown"
+    if size_bytes >= 1 << 20:
+        return f"{size_bytes / (1 << 20):.1f} MiB"
+    return f"{size_bytes / 1024:.1f} KiB"
 
 
 def _range_start(content_range: str | None) -> int | None:

@@ -265,6 +265,19 @@ def test_real_world_degradation_trains_and_records_it(train_dir: Path, tmp_path:
     assert "cannot be used with --lr-data" in msg
 
 
+def test_perceptual_losses_never_fall_back_to_a_random_vgg(
+    train_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UPSCALE_HOME", str(tmp_path / "empty_cache"))
+    msg = run(base("perceptual", train_dir, tmp_path / "r", "--scale", "4", "--patch", "32"), code=1)
+    assert "run 'upscale weights download vgg16' first" in msg
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+    msg = run(
+        base("perceptual", train_dir, tmp_path / "s", "--scale", "4", "--vgg-weights", str(tmp_path / "no.pth")), code=1
+    )
+    assert "no.pth: no such weights file" in msg
+
+
 def test_recipes_that_continue_a_stage_need_init(train_dir: Path, tmp_path: Path) -> None:
     out = run(base("esrgan", train_dir, tmp_path / "r", "--stage", "gan", "--scale", "4", "--random-vgg"), code=1)
     assert "continues a previous stage: pass --init" in out

@@ -13,8 +13,8 @@ import click
 from ..engine import EngineOptions, Upscaler, pick_device
 from ..errors import UpscaleError, WeightsError
 from ..eval.speed import SpeedResult, measure, supported_precisions, synthetic_frames
-from ..models import REGISTRY, LoadedModel, build_model, load_model
-from .common import device_options, verbosity_options, weights_options
+from ..models import REGISTRY, LoadedModel, build_model
+from .common import device_options, load_announced, verbosity_options, weights_options
 
 log = logging.getLogger("upscale")
 
@@ -49,7 +49,9 @@ class TileListParam(click.ParamType):
         return tiles
 
 
-def _load(model: str, scale: int | None, weights: str | None, random_weights: bool) -> tuple[LoadedModel, bool]:
+def _load(
+    model: str, scale: int | None, weights: str | None, random_weights: bool, offline: bool
+) -> tuple[LoadedModel, bool]:
     """The model with its weights, or with random ones (speed does not depend on the values)."""
     spec = REGISTRY.get(model)
     if random_weights:
@@ -57,7 +59,7 @@ def _load(model: str, scale: int | None, weights: str | None, random_weights: bo
             raise click.UsageError("--random-weights and --weights exclude each other")
         return build_model(spec, scale or spec.default_scale), True
     try:
-        return load_model(model, scale=scale, weights=weights), False
+        return load_announced(model, scale=scale, weights=weights, offline=offline), False
     except WeightsError as exc:
         if weights is not None:
             raise
@@ -133,6 +135,7 @@ def bench(
     model: str,
     scale: int | None,
     weights: str | None,
+    offline: bool,
     random_weights: bool,
     size: tuple[int, int],
     frames: int | None,
@@ -152,7 +155,7 @@ def bench(
     whole frames. Peak memory is CUDA's max_memory_allocated, or the process's peak RSS on the CPU.
     """
     try:
-        loaded, random = _load(model, scale, weights, random_weights)
+        loaded, random = _load(model, scale, weights, random_weights, offline)
         dev = pick_device(device)
         count = frames or (20 if dev.type != "cpu" else 3)
         width, height = size

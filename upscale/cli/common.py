@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ..engine import EngineOptions, Upscaler
 from ..errors import UpscaleError
 from ..io.files import same_file
-from ..models import REGISTRY, default_model_name, load_model
+from ..models import REGISTRY, LoadedModel, default_model_name, default_weights, load_model, model_of_weights
 
 log = logging.getLogger("upscale")
 
@@ -60,7 +60,7 @@ def _apply(func: Callable[..., Any], decorators: list[Callable[..., Any]]) -> Ca
 
 
 def weights_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--scale`` and ``--weights``."""
+    """``--scale``, ``--weights`` and ``--offline``."""
     return _apply(
         func,
         [
@@ -75,7 +75,13 @@ def weights_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "--weights",
                 default=None,
                 metavar="PATH|NAME",
-                help="Weights file (safetensors, .pth, .mat; official layouts converted) or a known checkpoint name.",
+                help="Weights file (safetensors, .pth, .mat; official layouts converted) or a known checkpoint name. "
+                "Default: the model's bundled weights, else its official checkpoint (see 'upscale models').",
+            ),
+            click.option(
+                "--offline",
+                is_flag=True,
+                help="Never download: use bundled or cached weights only (also UPSCALE_OFFLINE=1).",
             ),
         ],
     )
@@ -160,11 +166,16 @@ def build_upscaler(
     tile_pad: int | None = None,
     batch_size: int | None = None,
     outscale: float | None = None,
+    offline: bool = False,
 ) -> Upscaler:
-    """Load the model and start the engine; any problem becomes a one-line :class:`click.ClickException`."""
-    name = model or default_model_name()
+    """Load the model and start the engine; any problem becomes a one-line :class:`click.ClickException`.
+
+    ``offline`` False leaves the choice to ``UPSCALE_OFFLINE``.
+    """
     try:
-        loaded = load_model(name, scale=scale, weights=weights)
+        # --weights FILE alone: the file says which model it holds (its metadata, else its tensors).
+        name = model or (model_of_weights(weights) if weights is not None else default_model_name())
+        loaded = load_announced(name, scale=scale, weights=weights, offline=offline)
         up = Upscaler(
             loaded,
             EngineOptions(
@@ -182,6 +193,33 @@ def build_upscaler(
         "model %s x%d (%s), %s, %s", loaded.spec.name, loaded.scale, loaded.weights or "no weights", up.device, up.dtype
     )
     return up
+
+
+def load_announced(name: str, *, scale: int | None, weights: str | None, offline: bool = False) -> LoadedModel:
+    """:func:`load_model`, saying on stderr which weights the run uses (``model esrgan x4, weights:
+    esrgan-official (cache)``), unless -q.
+
+    Default weights are announced before loading, so the line explains a download that follows; a given
+    ``--weights`` after, once the file has told its scale. ``offline`` False leaves it to ``UPSCALE_OFFLINE``.
+    """
+    spec = REGISTRY.get(name)
+    if scale is not None:
+        spec.check_scale(scale)
+    if weights is None:
+        if not spec.needs_weights:
+            notice(f"model {spec.name} x{scale or spec.default_scale} (no weights)")
+        elif (choice := default_weights(spec, scale)) is not None:
+            notice(f"model {spec.name} x{choice.scale}, weights: {choice.label}")
+    loaded = load_model(name, scale=scale, weights=weights, offline=True if offline else None)
+    if weights is not None:
+        notice(f"model {spec.name} x{loaded.scale}, weights: {weights}")
+    return loaded
+
+
+def notice(text: str) -> None:
+    """One line on stderr that -q silences: shown while logging lets warnings through, as the progress bars are."""
+    if log.isEnabledFor(logging.WARNING):
+        click.echo(text, err=True)
 
 
 def existing_output_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from ..errors import WeightsError
 from .bicubic import BICUBIC_SPEC
-from .bundled import bundled_weights, find_bundled
+from .bundled import bundled_weights
+from .defaults import WeightsChoice, default_weights
 from .drcn import DRCN_SPEC
 from .drn import DRN_L_SPEC, DRN_S_SPEC
 from .esrgan import ESRGAN_SPEC
-from .loading import LoadedModel, build_model, model_from_state_dict, read_state_dict, recorded_scale
+from .loading import LoadedModel, build_model, model_from_state_dict, read_state_dict, recorded_model, recorded_scale
 from .perceptual import PERCEPTUAL_SPEC
 from .registry import ModelSpec, Registry
 from .rlfn import RLFN_S_SPEC, RLFN_SPEC
@@ -39,9 +40,12 @@ __all__ = [
     "LoadedModel",
     "ModelSpec",
     "Registry",
+    "WeightsChoice",
     "build_model",
     "default_model_name",
+    "default_weights",
     "load_model",
+    "model_of_weights",
     "read_state_dict",
 ]
 
@@ -54,26 +58,50 @@ def default_model_name(registry: Registry = REGISTRY) -> str:
     return max(candidates, key=lambda b: (b.scale == 4, b.set5_psnr)).model
 
 
-def resolve_weights(spec: ModelSpec, scale: int | None, weights: str | Path | None) -> Path | None:
-    """A weights path from ``--weights`` (a file, or a known name) or the bundled set."""
+def model_of_weights(weights: str | Path, registry: Registry = REGISTRY) -> str:
+    """The architecture a weights file holds: as its metadata records, else detected from its tensors."""
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        from ..hub import find  # a catalogue name such as ``esrgan-official``
+
+        return find(str(weights)).model
+    recorded = recorded_model(path)
+    if recorded in registry:
+        return recorded  # type: ignore[return-value]
+    spec = registry.identify(read_state_dict(path))
+    if spec is None:
+        raise WeightsError(f"{path}: holds weights of no known architecture; name the model with -m")
+    return spec.name
+
+
+def resolve_weights(
+    spec: ModelSpec, scale: int | None, weights: str | Path | None, *, offline: bool | None = None
+) -> Path | None:
+    """A weights path from ``--weights`` (a file, or a known name), else the model's default weights
+    (bundled, else official: :func:`default_weights`). ``offline`` (None: ``UPSCALE_OFFLINE``) forbids
+    downloading a named or official checkpoint that is not cached."""
     if weights is not None:
         path = Path(weights).expanduser()
         if path.exists() or path.suffix or "/" in str(weights):
             return path
         from ..hub import resolve  # a name such as ``esrgan-official``
 
-        return resolve(str(weights))
+        return resolve(str(weights), offline=offline)
     if not spec.needs_weights:
         return None
-    bundled = find_bundled(spec.name, scale)
-    if bundled is None:
+    return _default_choice(spec, scale).fetch(offline=offline)
+
+
+def _default_choice(spec: ModelSpec, scale: int | None) -> WeightsChoice:
+    choice = default_weights(spec, scale)
+    if choice is None:
         raise WeightsError(
-            f"model '{spec.name}' has no bundled weights"
+            f"model '{spec.name}' has no bundled weights and no official checkpoint"
             + (f" for x{scale}" if scale else "")
             + "; pass --weights FILE (an official checkpoint or your own),"
             " or a name from 'upscale weights list'"
         )
-    return bundled.path
+    return choice
 
 
 def load_model(
@@ -82,12 +110,22 @@ def load_model(
     scale: int | None = None,
     weights: str | Path | None = None,
     registry: Registry = REGISTRY,
+    offline: bool | None = None,
 ) -> LoadedModel:
-    """Look up ``name``, find its weights (given, named or bundled) and return the ready network."""
+    """Look up ``name``, find its weights (given, named, bundled or official) and return the ready network.
+
+    Without ``weights`` the model's default weights are used (:func:`default_weights`), at their scale
+    when none is given; an official checkpoint is downloaded on first use unless ``offline`` (None: read
+    ``UPSCALE_OFFLINE``).
+    """
     spec = registry.get(name)
     if scale is not None:
         spec.check_scale(scale)
-    path = resolve_weights(spec, scale, weights)
+    if weights is None and spec.needs_weights:
+        choice = _default_choice(spec, scale)
+        path, scale = choice.fetch(offline=offline), choice.scale  # .mat files do not record their scale
+    else:
+        path = resolve_weights(spec, scale, weights, offline=offline)
     if path is None:
         return build_model(spec, scale or spec.default_scale)
     sd = read_state_dict(path)

@@ -39,18 +39,28 @@ class LoadedModel:
         return sum(p.numel() for p in self.module.parameters())
 
 
-def recorded_scale(path: str | Path) -> int | None:
-    """The ``scale`` a safetensors file records in its metadata (``upscale weights convert`` writes it)."""
+def _metadata(path: str | Path) -> dict[str, str]:
     if Path(path).suffix.lower() != ".safetensors":
-        return None
+        return {}
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            value = (f.metadata() or {}).get("scale")
+            return dict(f.metadata() or {})
     except Exception:  # noqa: BLE001 - unreadable files are reported by read_state_dict
-        return None
+        return {}
+
+
+def recorded_scale(path: str | Path) -> int | None:
+    """The ``scale`` a safetensors file records in its metadata (``upscale weights convert`` and
+    ``upscale train`` write it)."""
+    value = _metadata(path).get("scale")
     return int(value) if value and value.isdigit() else None
+
+
+def recorded_model(path: str | Path) -> str | None:
+    """The model name a safetensors file records in its metadata (``upscale train`` writes it)."""
+    return _metadata(path).get("model") or None
 
 
 def read_state_dict(path: str | Path) -> dict[str, Any]:

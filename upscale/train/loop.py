@@ -338,8 +338,8 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
 
     opt_g = _optimizer(recipe, _param_groups(net, recipe, extras, objective))
     d_nets = {k: m for k, m in extras.items() if k == "discriminator"}
-    opt_d = _optimizer(recipe, [{"params": list(m.parameters()), "lr": recipe.d_lr} for m in d_nets.values()])
-    opt_d = opt_d if d_nets else None
+    d_groups = [{"params": list(m.parameters()), "lr": recipe.d_lr} for m in d_nets.values()]
+    opt_d = _optimizer(recipe, d_groups) if d_nets else None
     scaler = torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
 
     start = 0
@@ -522,8 +522,6 @@ def _param_groups(net: nn.Module, recipe: Recipe, extras: dict[str, nn.Module], 
 def _optimizer(recipe: Recipe, groups: list[dict]) -> torch.optim.Optimizer:
     for g in groups:
         g["base_lr"] = g["lr"]
-    if not any(g["params"] for g in groups):
-        groups = [{"params": [torch.zeros(1, requires_grad=True)], "lr": 0.0, "base_lr": 0.0}]
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     return torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay)

@@ -1,0 +1,105 @@
+"""What a bare model name runs with: its bundled weights, else its official checkpoint.
+
+The rule, per model and scale:
+
+1. a bundled file (``weights/manifest.json``) at that scale; with no scale asked, the best-scoring
+   bundled file (x4 first), as :func:`~upscale.models.bundled.find_bundled` picks it;
+2. else the official checkpoint of the catalogue (:data:`upscale.hub.CATALOGUE`) for that model and
+   scale, the first listed; with no scale asked, the one at the model's default scale, else x4, else
+   the first listed at any scale. It is downloaded into the cache on first use;
+3. else nothing: the model needs ``--weights``.
+
+Bundled wins because this project measured it (its Set5/Set14 scores are in the manifest) and it needs
+no network. ``--weights`` overrides both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .. import hub
+from .bundled import BundledWeights, find_bundled
+from .registry import ModelSpec
+
+__all__ = ["WeightsChoice", "default_weights"]
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    """The weights a bare model name means at one scale."""
+
+    source: Literal["bundled", "official"]
+    """``bundled``: a file shipped in ``weights/``; ``official``: a catalogue checkpoint, fetched into the cache."""
+
+    name: str
+    """``rlfn.x4`` for a bundled file, the catalogue name (``esrgan-official``) for an official one."""
+
+    model: str
+    scale: int
+
+    bundled: BundledWeights | None = None
+    """The manifest entry and its path, for ``source="bundled"``."""
+
+    checkpoint: hub.Checkpoint | None = None
+    """The catalogue entry, for ``source="official"``."""
+
+    @property
+    def set5_psnr(self) -> float | None:
+        """The manifest's Set5 PSNR in dB of a bundled file; None for an official one or where none is recorded."""
+        if self.bundled is None or self.bundled.set5_psnr <= 0:
+            return None
+        return self.bundled.set5_psnr
+
+    @property
+    def cached(self) -> bool:
+        """Whether the file is at hand: always for a bundled one, once downloaded for an official one."""
+        return self.checkpoint is None or hub.cached_path(self.checkpoint) is not None
+
+    @property
+    def label(self) -> str:
+        """``rlfn.x4 (bundled, Set5 31.02 dB)``, ``esrgan-official (cache)`` or ``esrgan-official (download)``."""
+        if self.source == "bundled":
+            psnr = self.set5_psnr
+            return f"{self.name} (bundled" + (f", Set5 {psnr:.2f} dB)" if psnr is not None else ")")
+        return f"{self.name} ({'cache' if self.cached else 'download'})"
+
+    def fetch(self, *, offline: bool | None = None) -> Path:
+        """The weights file: the bundled path, or the cached checkpoint, downloaded unless ``offline``
+        (None: ``UPSCALE_OFFLINE`` decides)."""
+        if self.bundled is not None:
+            return self.bundled.path
+        assert self.checkpoint is not None
+        return hub.resolve(self.checkpoint.name, catalogue=(self.checkpoint,), offline=offline)
+
+
+def default_weights(
+    spec: ModelSpec,
+    scale: int | None,
+    *,
+    catalogue: Sequence[hub.Checkpoint] | None = None,
+) -> WeightsChoice | None:
+    """What ``-m spec.name`` (with ``--scale scale``, or none) runs with and no ``--weights``: see the module.
+
+    None for a parameter-free model, and for one with neither bundled nor official weights at ``scale``.
+    ``catalogue`` defaults to :data:`upscale.hub.CATALOGUE`. Neither the network nor the cache is read.
+    """
+    if not spec.needs_weights:
+        return None
+    best = find_bundled(spec.name, scale)
+    if best is not None:
+        return WeightsChoice("bundled", best.name, best.model, best.scale, bundled=best)
+    entries = [
+        e
+        for e in (hub.CATALOGUE if catalogue is None else catalogue)
+        if e.kind == "sr" and e.model == spec.name and (scale is None or e.scale == scale)
+    ]
+    if not entries:
+        return None
+    if scale is None:
+        preferred = [e for s in (spec.default_scale, 4) for e in entries if e.scale == s]
+        entries = preferred or entries
+    entry = entries[0]
+    return WeightsChoice("official", entry.name, entry.model, entry.scale, checkpoint=entry)

@@ -15,12 +15,13 @@ log = logging.getLogger("upscale")
 
 
 def _list_recipes() -> None:
-    from ..train.loop import iter_recipes_table
-    from ..train.recipes import STAGES
+    from ..train.recipes import STAGES, iter_recipes_table
 
-    for name, models, paper, defaults in iter_recipes_table():
+    for name, models, paper, defaults, note in iter_recipes_table():
         click.echo(f"{name}  [{models}]  {paper}")
         click.echo(f"    {defaults}")
+        if note:
+            click.echo(f"    {note}")
     click.echo("")
     click.echo(
         "stages (--stage): "

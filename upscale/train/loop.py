@@ -18,7 +18,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -605,18 +604,3 @@ def _json(d: dict[str, Any]) -> str:
     import json
 
     return json.dumps(d, indent=2, default=str) + "\n"
-
-
-def iter_recipes_table() -> Iterator[tuple[str, str, str, str]]:
-    """Rows for ``--list-recipes``: name, models, paper, defaults."""
-    from .recipes import RECIPES
-
-    for r in RECIPES:
-        loss = r.pixel_loss if r.objective == "pixel" else r.objective
-        defaults = (
-            f"{loss}, {r.optimizer} lr {r.lr:g} ({r.schedule}), {r.iters} iters, batch {r.batch_size}, patch {r.patch}"
-            + (f", ema {r.ema}" if r.ema else "")
-            + (f", loss weights {dict(r.loss_weights)}" if r.loss_weights else "")
-            + (", init required" if r.needs_init else "")
-        )
-        yield r.name, ", ".join(r.models), r.paper, defaults

@@ -7,7 +7,7 @@ or a config file. Iteration counts and batch sizes are the papers'; on a CPU one
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
@@ -81,7 +81,7 @@ RECIPES: tuple[Recipe, ...] = (
         batch_size=128,
         patch=33,
         loss_crop=6,
-        note="MSE on Y over the valid centre of 33x33 sub-images (21x21 for 9-1-5); loss_crop follows the filter sizes",
+        note="MSE on Y over the valid centre of 33x33 sub-images (21x21 for 9-1-5: loss_crop 6; use 8 for 9-5-5)",
     ),
     Recipe(
         "drcn",
@@ -278,3 +278,16 @@ def recipe_for(model: str, recipe: str | None = None, stage: str | None = None) 
     if model not in chosen.models:
         raise UpscaleError(f"recipe '{chosen.name}' trains {', '.join(chosen.models)}, not '{model}'")
     return chosen
+
+
+def iter_recipes_table() -> Iterator[tuple[str, str, str, str, str]]:
+    """Rows for ``--list-recipes``: name, models, paper, defaults, note."""
+    for r in RECIPES:
+        loss = r.pixel_loss if r.objective == "pixel" else r.objective
+        defaults = (
+            f"{loss}, {r.optimizer} lr {r.lr:g} ({r.schedule}), {r.iters} iters, batch {r.batch_size}, patch {r.patch}"
+            + (f", ema {r.ema}" if r.ema else "")
+            + (f", loss weights {dict(r.loss_weights)}" if r.loss_weights else "")
+            + (", init required" if r.needs_init else "")
+        )
+        yield r.name, ", ".join(r.models), r.paper, defaults, r.note

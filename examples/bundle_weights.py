@@ -36,21 +36,26 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def folder(path: str) -> str:
+    """A data set by its folder name (``T91/``): where it lies differs from machine to machine."""
+    return Path(path).name + "/"
+
+
 def command_line(cfg: dict) -> str:
     """The ``upscale train`` command equivalent to a run's resolved ``config.json``."""
     r = cfg["recipe"]
     parts = ["upscale train", cfg["model"], "--scale", str(cfg["scale"]), "--recipe", r["name"]]
     for d in cfg["data"]:
-        parts += ["--data", d]
+        parts += ["--data", folder(d)]
     for v in cfg["val"]:
-        parts += ["--val", v]
+        parts += ["--val", folder(v)]
     parts += ["--iters", str(r["iters"]), "--batch-size", str(r["batch_size"]), "--patch", str(r["patch"])]
     parts += ["--lr", f"{r['lr']:g}", "--seed", str(cfg["seed"]), "--precision", cfg["precision"]]
     if cfg.get("init"):
-        parts += ["--init", cfg["init"]]
+        parts += ["--init", Path(cfg["init"]).name]
     for k, v in (cfg.get("arch") or {}).items():
         parts += ["--arch", f"{k}={v}"]
-    parts += ["--out", cfg["out"]]
+    parts += ["--out", "runs/" + Path(cfg["out"]).name]
     return " ".join(parts)
 
 
@@ -68,6 +73,9 @@ def main() -> None:
     p.add_argument("--bench", nargs="+", required=True, help="benchmark folders (Set5, Set14)")
     p.add_argument("--data-note", required=True, help="what the training data were")
     p.add_argument("--note", default="", help="anything else a reader should know")
+    p.add_argument(
+        "--extra-seconds", type=float, default=0.0, help="training time of sessions the checkpoint did not count"
+    )
     p.add_argument("--out", type=Path, default=WEIGHTS)
     args = p.parse_args()
 
@@ -80,6 +88,7 @@ def main() -> None:
     dest = args.out / name
     tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(final)).items()}
     save_file(tensors, str(dest), metadata={**meta, "storage": "fp16"})
+    dest.chmod(0o644)
     results = evaluate(model, dest, args.bench)
     datasets = results["datasets"] if isinstance(results, dict) and "datasets" in results else results
     scores, bicubic = {}, {}
@@ -97,7 +106,7 @@ def main() -> None:
         "command": command_line(cfg),
         "data": args.data_note,
         "iterations": int(meta["iterations"]),
-        "wall_time_s": int(float(meta.get("seconds", 0))),
+        "wall_time_s": int(float(meta.get("seconds", 0)) + args.extra_seconds),
         "machine": f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "precision": meta.get("precision", cfg["precision"]),
         "storage": "fp16",

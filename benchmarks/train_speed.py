@@ -20,7 +20,7 @@ import cv2
 import torch
 
 from upscale.engine import pick_device
-from upscale.eval.speed import synthetic_frames
+from upscale.eval.speed import supported_precisions, synthetic_frames
 from upscale.models import REGISTRY, build_model
 from upscale.train.data import PatchSampler
 from upscale.train.loop import _optimizer, _param_groups
@@ -78,11 +78,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    precisions = ["fp32"]
-    if args.all or (device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-        precisions.append("bf16")
-    if device.type == "cuda":
-        precisions = ["fp32", "fp16", "bf16"]
+    # Training takes fp16 on CUDA only (see upscale.train.loop.pick_precision).
+    cuda = device.type == "cuda"
+    if args.all:
+        precisions = ["fp32", "fp16", "bf16"] if cuda else ["fp32", "bf16"]
+    else:
+        precisions = supported_precisions(device, supports_half=cuda, supports_bf16=True)
     print(h.machine(args.device))
     print(f"batch {args.batch_size}, HR patch {args.patch}, {args.steps} steps x {args.rounds} rounds")
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -42,8 +42,12 @@ def val_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+def invoke(args: list[str]) -> Result:
+    return CliRunner().invoke(main, ["train", *args])
+
+
 def run(args: list[str], code: int = 0) -> str:
-    result = CliRunner().invoke(main, ["train", *args])
+    result = invoke(args)
     out = result.output + (result.stderr if result.stderr_bytes is not None else "")
     assert result.exit_code == code, out + repr(result.exception)
     return out
@@ -54,8 +58,8 @@ def metric(run_dir: Path, name: str) -> list[float]:
         return [float(r["value"]) for r in csv.DictReader(fh) if r["metric"] == name]
 
 
-def base(model: str, data: Path, out: Path, *extra: str) -> list[str]:
-    return [model, "--data", str(data), "--out", str(out), "--log-every", "1", "-q", *extra]
+def base(model: str, data: Path, out: Path, *extra: str, quiet: bool = True) -> list[str]:
+    return [model, "--data", str(data), "--out", str(out), "--log-every", "1", *(["-q"] if quiet else []), *extra]
 
 
 # model, recipe, scale, options, logged loss part that must fall, init from (recipe of an earlier case)
@@ -480,25 +484,10 @@ def test_small_images_are_skipped_with_a_warning(train_dir: Path, tmp_path: Path
     data.mkdir()
     write_rgb(data / "big.png", photo("astronaut", (64, 64)))
     write_rgb(data / "tiny.png", photo("coffee", (20, 20)))
-    result = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "rlfn",
-            "--data",
-            str(data),
-            "--scale",
-            "2",
-            "--patch",
-            "32",
-            "--batch-size",
-            "2",
-            "--iters",
-            "1",
-            "--out",
-            str(tmp_path / "r"),
-        ],
+    args = base(
+        "rlfn", data, tmp_path / "r", "--scale", "2", "--patch", "32", "--batch-size", "2", "--iters", "1", quiet=False
     )
+    result = invoke(args)
     assert result.exit_code == 0, result.output
     assert "tiny.png: 20x20 is smaller than the 32-px training crop" in result.stderr
 
@@ -533,25 +522,21 @@ def test_precision_is_chosen_from_the_machine_and_logged(train_dir: Path, tmp_pa
     cpu = pick_precision("auto", torch.device("cpu"))
     native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert cpu is (torch.bfloat16 if native else torch.float32)
-    result = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "rlfn",
-            "--data",
-            str(train_dir),
-            "--scale",
-            "2",
-            "--patch",
-            "32",
-            "--batch-size",
-            "2",
-            "--iters",
-            "1",
-            "--out",
-            str(tmp_path / "r"),
-        ],
+    args = base(
+        "rlfn",
+        train_dir,
+        tmp_path / "r",
+        "--scale",
+        "2",
+        "--patch",
+        "32",
+        "--batch-size",
+        "2",
+        "--iters",
+        "1",
+        quiet=False,
     )
+    result = invoke(args)
     assert result.exit_code == 0, result.output
     assert ("bf16 autocast" if native else "fp32") in result.stderr
     msg = run(base("rlfn", train_dir, tmp_path / "f", "--scale", "2", "--precision", "fp16"), code=1)

@@ -35,6 +35,13 @@ class TileParam(click.ParamType):
         return n
 
 
+def click_error(exc: UpscaleError) -> click.ClickException:
+    """The one-line click error for a library error, exiting with the error's own code."""
+    err = click.ClickException(str(exc))
+    err.exit_code = exc.exit_code
+    return err
+
+
 def setup_logging(quiet: bool, verbose: int) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)

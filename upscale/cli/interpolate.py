@@ -7,13 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import UpscaleError
-from .common import verbosity_options
-
-
-def _fail(exc: UpscaleError) -> click.ClickException:
-    err = click.ClickException(str(exc))
-    err.exit_code = exc.exit_code
-    return err
+from .common import click_error, verbosity_options
 
 
 @click.command()
@@ -46,7 +40,7 @@ def interpolate(a: Path, b: Path, alpha: float, output: Path, model: str | None,
     try:
         done = write_interpolated(a, b, alpha, output, model=model, overwrite=overwrite)
     except UpscaleError as exc:
-        raise _fail(exc) from None
+        raise click_error(exc) from None
     del quiet  # -q/-v set the log level; the one-line summary is the command's output
     click.echo(
         f"{output}: {done.spec.name} x{done.scale}, {len(done.tensors)} tensors = "

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import UpscaleError
-from .common import verbosity_options
+from .common import click_error, verbosity_options
 
 log = logging.getLogger("upscale")
 
@@ -132,7 +132,6 @@ def train(model: str | None, config_file: Path | None, list_recipes: bool, quiet
     if list_recipes:
         _list_recipes()
         return
-    from ..train.checkpoint import TrainingError
     from ..train.config import build_config, read_config_file
     from ..train.loop import train as run_training
 
@@ -143,12 +142,8 @@ def train(model: str | None, config_file: Path | None, list_recipes: bool, quiet
         options["arch"] = _arch_options(options.get("arch") or ())
         cfg = build_config(file_values, {"model": model, **options})
         result = run_training(cfg, progress=not quiet)
-    except TrainingError as exc:
-        raise click.ClickException(str(exc)) from None
     except UpscaleError as exc:
-        err = click.ClickException(str(exc))
-        err.exit_code = exc.exit_code
-        raise err from None
+        raise click_error(exc) from None
     summary = f"{result.stopped} at iteration {result.iterations} ({result.seconds:.0f} s); weights: {result.final}"
     for name, r in result.validation.items():
         summary += f"; {name} {r['psnr']:.2f} dB (bicubic {r['bicubic_psnr']:.2f})"

@@ -10,13 +10,7 @@ import click
 
 from .. import hub
 from ..errors import UpscaleError
-from .common import verbosity_options
-
-
-def _fail(exc: UpscaleError) -> click.ClickException:
-    err = click.ClickException(str(exc))
-    err.exit_code = exc.exit_code
-    return err
+from .common import click_error, verbosity_options
 
 
 @click.group()
@@ -114,6 +108,6 @@ def convert(src: Path, dst: Path, model: str | None, scale: int | None, overwrit
     try:
         done = hub.convert_checkpoint(src, dst, model=model, scale=scale, overwrite=overwrite)
     except UpscaleError as exc:
-        raise _fail(exc) from None
+        raise click_error(exc) from None
     del quiet  # -q/-v set the log level; the one-line summary is the command's output
     click.echo(f"{done.path}: {done.model} x{done.scale}, {done.tensors} tensors (source sha256 {done.source_sha256})")

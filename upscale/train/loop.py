@@ -30,6 +30,7 @@ from tqdm import tqdm
 from ..engine import EngineOptions, Upscaler, pick_device
 from ..errors import UpscaleError
 from ..eval.protocol import Protocol, evaluate_dataset
+from ..eval.speed import supported_precisions
 from ..models import REGISTRY
 from ..models.loading import LoadedModel, build_model, read_state_dict
 from .checkpoint import CHECKPOINT, FINAL, TrainingError, load_checkpoint, save_checkpoint, save_weights
@@ -99,7 +100,7 @@ def pick_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision == "auto":
         if device.type == "cuda":
             return torch.float16
-        if device.type == "cpu" and torch.backends.mkldnn.is_available() and _native_bf16():
+        if device.type == "cpu" and "bf16" in supported_precisions(device, supports_half=False, supports_bf16=True):
             return torch.bfloat16
         return torch.float32
     table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -108,13 +109,6 @@ def pick_precision(precision: str, device: torch.device) -> torch.dtype:
     if table[precision] is torch.float16 and device.type != "cuda":
         raise UpscaleError("fp16 training needs a CUDA device; use bf16 or fp32 on the CPU")
     return table[precision]
-
-
-def _native_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def lr_factor(recipe: Recipe, iteration: int, total: int) -> float:
@@ -328,7 +322,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     net.to(device)
     setup = LossSetup(scale=cfg.scale, vgg_weights=cfg.vgg_weights, random_vgg=cfg.random_vgg)
     objective = make_objective(recipe, spec, setup, net, recipe.iters)
-    extras = {k: m.to(device).train() for k, m in objective.extra.items()}
+    extras = {k: m.train() for k, m in objective.extra.items()}
     for m in (net, *extras.values(), *(v for v in vars(objective).values() if isinstance(v, nn.Module))):
         m.to(device)
         if cfg.channels_last:

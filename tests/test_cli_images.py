@@ -95,7 +95,7 @@ def test_input_is_never_overwritten(photos_dir: Path) -> None:
 def test_model_errors(photos_dir: Path, tmp_path: Path) -> None:
     img = str(photos_dir / "astronaut.png")
     r = run("images", img, "-m", "nosuchmodel")
-    assert r.exit_code == 1 and "unknown model 'nosuchmodel'" in r.output
+    assert r.exit_code == 2 and "unknown model 'nosuchmodel'" in r.output  # a usage error
     r = run("images", img, "-m", "rlfn", "-s", "5")
     assert r.exit_code == 1 and "has no x5" in r.output
     r = run("images", img, "-m", "srresnet")  # no weights of its own and no official checkpoint

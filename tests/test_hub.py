@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import socket
 import threading
@@ -580,3 +581,18 @@ def test_convert_official_srcnn_mat(shared_data: Path, tmp_path: Path) -> None:
         want = load_model("srcnn", weights=src, registry=registry).module(y)
         got = load_model("srcnn", weights=done.path, registry=registry).module(y)
     assert torch.equal(got, want)
+
+
+def test_converted_file_gets_normal_permissions(tmp_path: Path, rlfn_file: tuple[dict, bytes]) -> None:
+    """Readable by others as any file the user writes (the umask decides), not a private temp file's 0600."""
+    src = tmp_path / "rlfn.pth"
+    torch.save(rlfn_file[0], src)
+    dst = tmp_path / "rlfn_x2.safetensors"
+    old = os.umask(0o022)
+    try:
+        result = CliRunner().invoke(main, ["weights", "convert", str(src), str(dst)])
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert dst.stat().st_mode & 0o777 == 0o644
+    assert _left_in(tmp_path) == ["rlfn.pth", "rlfn_x2.safetensors"]

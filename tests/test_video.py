@@ -135,7 +135,7 @@ def test_colours_survive_with_the_tagged_matrix(
     src = make_video(tmp_path / "c.mkv", [patch_frame()] * 4, matrix=matrix, full_range=full_range, audio=None)
     code, out = run(src, "-m", "bicubic", "-s", "2", "--progress", "none")
     assert code == 0, out
-    b = probe(tmp_path / "c_x2.mp4", keep_frames=True)
+    b = probe(tmp_path / "c_x2.mkv", keep_frames=True)
     assert (b.colorspace, b.color_range) == (expect_matrix, expect_range)
     y, u, v = yuv_planes(b.frames[-1])
     u, v = (cv2.resize(p, (y.shape[1], y.shape[0]), interpolation=cv2.INTER_NEAREST) for p in (u, v))
@@ -159,7 +159,7 @@ def test_ten_bit_video_stays_ten_bit(tmp_path: Path) -> None:
     src = make_video(tmp_path / "deep.mkv", [patch_frame()] * 3, pix_fmt="yuv420p10le", matrix=1, audio=None)
     code, out = run(src, "-m", "bicubic", "-s", "2", "--progress", "none")
     assert code == 0, out
-    b = probe(tmp_path / "deep_x2.mp4", keep_frames=True)
+    b = probe(tmp_path / "deep_x2.mkv", keep_frames=True)
     assert b.pix_fmt == "yuv420p10le" and (b.width, b.height) == (192, 128)
     y, u, v = yuv_planes(b.frames[0])
     u, v = (cv2.resize(p, (y.shape[1], y.shape[0]), interpolation=cv2.INTER_NEAREST) for p in (u, v))
@@ -266,7 +266,7 @@ def test_folder_of_videos_with_a_bad_one_reports_and_goes_on(tmp_path: Path) -> 
     out_dir = tmp_path / "out"
     code, out = run(folder, "-m", "bicubic", "-s", "2", "-o", out_dir, "--progress", "none")
     assert code == 1
-    assert sorted(p.name for p in out_dir.iterdir()) == ["one_x2.mp4", "two_x2.mp4"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["one_x2.mp4", "two_x2.mkv"]
     assert f"Error: {folder / 'broken.mp4'}: not a readable video" in out
     assert "3 videos: 2 upscaled, 0 skipped, 1 failed" in out
 
@@ -353,7 +353,7 @@ def test_corrupt_frames_in_the_middle_are_reported_and_skipped(tmp_path: Path) -
     code, out = run(src, "-m", "bicubic", "-s", "2", "--progress", "none")
     assert code == 0, out
     assert "corrupt video data at 0.500s skipped" in out
-    assert len(probe(tmp_path / "m_x2.mp4").times) == 23
+    assert len(probe(tmp_path / "m_x2.mkv").times) == 23
 
 
 def _fail_after(n: int, exc: BaseException, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -416,14 +416,14 @@ def test_frames_stay_bounded_in_flight(tmp_path: Path, monkeypatch: pytest.Monke
     assert max(lead) <= 3 * opts.queue_depth + up.batch_size + 3
 
 
-def test_cut_off_file_is_upscaled_as_far_as_it_goes_with_a_warning(tmp_path: Path) -> None:
+def test_cut_off_file_is_upscaled_as_far_as_it_goes_then_reported(tmp_path: Path) -> None:
     whole = make_video(tmp_path / "whole.mkv", n=72, rate=24)
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     code, out = run(cut, "-m", "bicubic", "-s", "2", "--progress", "none")
-    assert code == 0, out
-    assert "is the file cut off?" in out
-    assert 10 < len(probe(tmp_path / "cut_x2.mp4").times) < 72
+    assert code == 1, out
+    assert f"{cut}: input ends early at " in _one_error_line(out)
+    assert 10 < len(probe(tmp_path / "cut_x2.mkv").times) < 72
 
 
 def test_pixel_format_and_aspect_ratio(tmp_path: Path) -> None:
@@ -439,7 +439,7 @@ def test_pixel_format_and_aspect_ratio(tmp_path: Path) -> None:
         out.mux(stream.encode(None))
     code, out = run(anamorphic, "-m", "bicubic", "-s", "2", "--pix-fmt", "yuv444p", "--progress", "none")
     assert code == 0, out
-    with av.open(str(tmp_path / "sar_x2.mp4")) as c:
+    with av.open(str(tmp_path / "sar_x2.mkv")) as c:
         v = c.streams.video[0]
         assert v.codec_context.sample_aspect_ratio == Fraction(4, 3)
         assert v.codec_context.pix_fmt == "yuv444p" and (v.width, v.height) == (128, 96)
@@ -447,15 +447,15 @@ def test_pixel_format_and_aspect_ratio(tmp_path: Path) -> None:
     assert code == 1 and "does not take pixel format 'rgb48le'" in _one_error_line(out)
 
 
-def test_outputs_that_would_collide_are_refused(tmp_path: Path) -> None:
+def test_outputs_that_would_collide_are_named_apart(tmp_path: Path) -> None:
     folder = tmp_path / "clips"
     folder.mkdir()
     make_video(folder / "clip.mp4", n=4, audio=None)
     make_video(folder / "clip.mkv", n=4, audio=None)
-    code, out = run(folder, "-m", "bicubic", "-s", "2", "--overwrite", "--progress", "none")
-    assert code == 1
-    assert "its output" in _one_error_line(out) and "1 upscaled" in out
-    assert [p.name for p in folder.glob("*_x2.mp4")] == ["clip_x2.mp4"]
+    code, out = run(folder, "-m", "bicubic", "-s", "2", "--container", "mp4", "--overwrite", "--progress", "none")
+    assert code == 0, out
+    assert "carry their source's extension" in out and "2 upscaled" in out
+    assert sorted(p.name for p in folder.glob("*_x2.mp4")) == ["clip_mkv_x2.mp4", "clip_mp4_x2.mp4"]
     # a second run does not take the first run's output for another input
     code, out = run(folder, "-m", "bicubic", "-s", "2", "-o", tmp_path / "one.mp4")
     assert code == 2 and "names one file, but there are 2 videos" in out

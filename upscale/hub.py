@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from .errors import OutputExistsError, WeightsError
+from .io.files import atomic_output
 
 if TYPE_CHECKING:
     from .models.registry import Registry
@@ -648,13 +648,6 @@ def convert_checkpoint(
         "source_file": src.name,
         "source_sha256": source_sha256,
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_output(dst) as tmp:  # a normal file's permissions, unlike mkstemp's 0600
         save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return Converted(dst, spec.name, loaded.scale, len(tensors), source_sha256)

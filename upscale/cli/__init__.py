@@ -6,17 +6,41 @@ import importlib
 
 import click
 
-# name -> "module:attribute"; one line per command.
+from ..memory import keep_freed_memory
+
+# name -> ("module:attribute", summary). The summary is what ``upscale --help`` lists, so the help
+# needs no command module (and no torch); a test keeps it equal to each command's own first line.
 _COMMANDS = {
-    "images": "upscale.cli.images:images",
-    "models": "upscale.cli.models:models",
-    "weights": "upscale.cli.weights:weights",
-    "video": "upscale.cli.video:video",
-    "pipe": "upscale.cli.pipe:pipe",
-    "eval": "upscale.cli.eval:eval_command",
-    "bench": "upscale.cli.bench:bench",
-    "train": "upscale.cli.train:train",
-    "interpolate": "upscale.cli.interpolate:interpolate",
+    "bench": (
+        "upscale.cli.bench:bench",
+        "Time MODEL on synthetic frames: frames/s, output megapixels/s, latency, GFLOP/s, peak memory.",
+    ),
+    "eval": (
+        "upscale.cli.eval:eval_command",
+        "Evaluate MODEL on folders of HR images: PSNR and SSIM on Y, per image and mean, beside bicubic.",
+    ),
+    "images": (
+        "upscale.cli.images:images",
+        "Upscale images: files, folders, globs, or '-' for one image on stdin (written to stdout).",
+    ),
+    "interpolate": (
+        "upscale.cli.interpolate:interpolate",
+        "Blend two weight files: OUTPUT = (1 - ALPHA)·A + ALPHA·B, tensor by tensor.",
+    ),
+    "models": (
+        "upscale.cli.models:models",
+        "List the models: scales, colour space, input, parameters, the weights a bare name runs with.",
+    ),
+    "pipe": (
+        "upscale.cli.pipe:pipe",
+        "Upscale a YUV4MPEG2 stream (4:2:0, 4:2:2, 4:4:4 or grey; 8 to 16 bits) from stdin to stdout.",
+    ),
+    "train": ("upscale.cli.train:train", "Train MODEL on folders of HR images with its paper's recipe."),
+    "video": ("upscale.cli.video:video", "Upscale videos: files or folders of them, one after another."),
+    "weights": (
+        "upscale.cli.weights:weights",
+        "Official checkpoints: list them, download them into the cache, convert files to safetensors.",
+    ),
 }
 
 
@@ -28,8 +52,15 @@ class _LazyGroup(click.Group):
         target = _COMMANDS.get(name)
         if target is None:
             return None
-        module, attr = target.split(":")
+        module, attr = target[0].split(":")
         return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the summaries above, without importing any command."""
+        limit = formatter.width - 6 - max(map(len, _COMMANDS))
+        rows = [(name, click.utils.make_default_short_help(summary, limit)) for name, (_, summary) in _COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows))
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,3 +70,4 @@ def main() -> None:
 
     Every command takes -h for its options; -q/-v on a command set how much it logs to stderr.
     """
+    keep_freed_memory()

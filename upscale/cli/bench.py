@@ -14,7 +14,8 @@ from ..engine import EngineOptions, Upscaler, pick_device
 from ..errors import UpscaleError, WeightsError
 from ..eval.speed import SpeedResult, measure, supported_precisions, synthetic_frames
 from ..models import REGISTRY, LoadedModel, build_model
-from .common import device_options, load_announced, verbosity_options, weights_options
+from .common import device_options, load_announced, weights_options
+from .console import verbosity_options
 
 log = logging.getLogger("upscale")
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from tqdm import tqdm
 
 from ..engine import EngineOptions, Upscaler
 from ..errors import UpscaleError
 from ..io.files import same_file
 from ..models import REGISTRY, LoadedModel, default_model_name, default_weights, load_model, model_of_weights
+from ..models.loading import recorded_scale
+from .console import error_line, notice
 
 log = logging.getLogger("upscale")
 
@@ -35,29 +36,23 @@ class TileParam(click.ParamType):
         return n
 
 
-def click_error(exc: UpscaleError) -> click.ClickException:
-    """The one-line click error for a library error, exiting with the error's own code."""
-    err = click.ClickException(str(exc))
-    err.exit_code = exc.exit_code
-    return err
+class DeviceParam(click.ParamType):
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; anything else is a usage error."""
+
+    name = "DEVICE"
+    _SYNTAX = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not self._SYNTAX.fullmatch(str(value)):
+            self.fail(f"{value!r} is not a device; use auto, cpu, cuda, cuda:N or mps", param, ctx)
+        return str(value)
 
 
-def setup_logging(quiet: bool, verbose: int) -> None:
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
-
-
-def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``-q``/``-v`` on a sub-command; sets up logging and passes ``quiet`` on."""
-
-    @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no progress bar.")
-    @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
-    @functools.wraps(func)
-    def wrapper(*args: Any, quiet: bool, verbose: int, **kwargs: Any) -> Any:
-        setup_logging(quiet, verbose)
-        return func(*args, quiet=quiet, **kwargs)
-
-    return wrapper
+def _known_model(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``-m`` callback: an unknown name is a usage error that lists the known ones."""
+    if value is not None and value not in REGISTRY:
+        raise click.BadParameter(f"unknown model '{value}'; known models: {', '.join(REGISTRY.names())}")
+    return value
 
 
 def _apply(func: Callable[..., Any], decorators: list[Callable[..., Any]]) -> Callable[..., Any]:
@@ -101,6 +96,7 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "--model",
         default=None,
         metavar="NAME",
+        callback=_known_model,
         help=f"Model ({', '.join(REGISTRY.names())}). Default: the best with bundled weights.",
     )
     return model(weights_options(func))
@@ -113,13 +109,19 @@ def device_options(*, precision: str = "auto", tile: str = "auto") -> Callable[[
         return _apply(
             func,
             [
-                click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps."),
+                click.option(
+                    "--device",
+                    type=DeviceParam(),
+                    default="auto",
+                    show_default=True,
+                    help="auto, cpu, cuda, cuda:1, mps.",
+                ),
                 click.option(
                     "--precision",
                     type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
                     default=precision,
                     show_default=True,
-                    help="auto = fp16 on CUDA, fp32 elsewhere.",
+                    help="auto = fp16 on CUDA; bf16 on CPUs with native bf16 for models checked in it; else fp32.",
                 ),
                 click.option(
                     "--tile",
@@ -212,6 +214,8 @@ def load_announced(name: str, *, scale: int | None, weights: str | None, offline
     spec = REGISTRY.get(name)
     if scale is not None:
         spec.check_scale(scale)
+    elif weights is not None and spec.any_scale:
+        scale = _scale_of_weights(weights, spec.scales)
     if weights is None:
         if not spec.needs_weights:
             notice(f"model {spec.name} x{scale or spec.default_scale} (no weights)")
@@ -223,10 +227,26 @@ def load_announced(name: str, *, scale: int | None, weights: str | None, offline
     return loaded
 
 
-def notice(text: str) -> None:
-    """One line on stderr that -q silences: shown while logging lets warnings through, as the progress bars are."""
-    if log.isEnabledFor(logging.WARNING):
-        click.echo(text, err=True)
+def _scale_of_weights(weights: str, scales: tuple[int, ...]) -> int | None:
+    """The scale that weights of a scale-free network (SRCNN, DRCN) were trained for: recorded in the
+    file, or in the catalogue entry of a checkpoint name. Their tensors do not say, so without either
+    the run would silently use some default: ``--scale`` is asked for instead. None for a missing
+    file, which the loader reports."""
+    path = Path(weights).expanduser()
+    if not path.is_file() and (path.exists() or path.suffix or "/" in weights):
+        return None
+    if path.is_file():
+        recorded = recorded_scale(path)
+        if recorded is not None:
+            return recorded
+        shown = ", ".join(str(s) for s in scales)
+        raise click.UsageError(
+            f"--weights {weights}: the file does not record the scale it was trained for; "
+            f"pass it with --scale ({shown})"
+        )
+    from ..hub import find  # a catalogue name such as ``srcnn-915-x3``
+
+    return find(weights).scale
 
 
 def existing_output_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -259,15 +279,3 @@ def output_allowed(src: Path, dst: Path, sources: set[Path], existing: str) -> b
             error_line(dst, "exists (use --overwrite or --skip-existing)")
             return False
     return True
-
-
-def scale_label(scale: float) -> str:
-    """``4`` -> ``x4``, ``2.5`` -> ``x2.5``."""
-    return f"x{int(scale)}" if float(scale).is_integer() else f"x{scale:g}"
-
-
-def error_line(path: str | Path, reason: str) -> None:
-    """Report one failed file on stderr without stopping the batch."""
-    text = str(reason)
-    prefix = f"{path}: "
-    tqdm.write(f"Error: {text if text.startswith(prefix) else prefix + text}", file=sys.stderr)

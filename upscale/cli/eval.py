@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from ..errors import UpscaleError
 from ..eval.protocol import DatasetResult, Protocol, evaluate_dataset, list_images
-from .common import build_upscaler, device_options, error_line, verbosity_options, weights_options
+from .common import build_upscaler, device_options, weights_options
+from .console import error_line, verbosity_options
 
 log = logging.getLogger("upscale")
 

@@ -9,31 +9,53 @@ import click
 from tqdm import tqdm
 
 from ..errors import BadMediaError, UpscaleError
-from ..io.image import FORMATS, IMAGE_SUFFIXES, decode_image, encode_image, read_image, write_image
-from .batch import Failure, Job, expand_inputs, plan_jobs
-from .common import (
-    build_upscaler,
-    engine_options,
-    error_line,
-    existing_output_options,
-    output_allowed,
-    verbosity_options,
+from ..io.image import (
+    FORMATS,
+    IMAGE_SUFFIXES,
+    content_suffix,
+    decode_picture,
+    encode_picture,
+    load_picture,
+    output_suffix,
+    write_picture,
 )
+from .batch import Failure, Job, Tally, batch_outcome, expand_inputs, plan_jobs
+from .common import build_upscaler, engine_options, existing_output_options, output_allowed
+from .console import error_line, notice, verbosity_options
+
+STDIO = Path("-")
+"""``-`` as an input or ``-o``: standard input or output."""
 
 
 def _plan(
-    inputs: list[str], out: Path | None, *, recursive: bool, scale: float, fmt: str
+    inputs: list[str], out: Path | None, *, recursive: bool, scale: float, fmt: str, ignored: list[Path]
 ) -> tuple[list[Job], list[Failure]]:
-    found, errors = expand_inputs(inputs, suffixes=IMAGE_SUFFIXES, noun="images", recursive=recursive)
+    found, errors = expand_inputs(inputs, suffixes=IMAGE_SUFFIXES, noun="images", recursive=recursive, ignored=ignored)
     jobs, clashes = plan_jobs(
         found,
         out,
         scale=scale,
-        suffix_of=lambda src: src.suffix.lower() if fmt == "same" else FORMATS[fmt],
+        suffix_of=lambda src: output_suffix(src) if fmt == "same" else FORMATS[fmt],
         file_suffixes=IMAGE_SUFFIXES,
         noun="images",
     )
+    if fmt == "same":
+        _say_converted(jobs)
     return jobs, errors + clashes
+
+
+def _say_converted(jobs: list[Job]) -> None:
+    """Say once which inputs ``--format same`` writes in another format (theirs cannot be written)."""
+    changes = {
+        (j.src.suffix.lower() or "(no extension)", j.dst.suffix.lower())
+        for j in jobs
+        if j.dst.suffix.lower() != j.src.suffix.lower() and j.dst.suffix.lower() == output_suffix(j.src)
+    }
+    by_format: dict[str, list[str]] = {}
+    for src, dst in sorted(changes):
+        by_format.setdefault(dst, []).append(src)
+    for dst, srcs in by_format.items():
+        notice(f"{', '.join(srcs)} inputs are written as {dst[1:].upper()} (their format cannot be written)")
 
 
 @click.command()
@@ -57,6 +79,11 @@ def _plan(
     help="Output format.",
 )
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="JPEG/WebP quality.")
+@click.option(
+    "--strip-metadata",
+    is_flag=True,
+    help="Write no ICC colour profile or EXIF (by default they are copied from the input).",
+)
 @existing_output_options
 @engine_options
 @verbosity_options
@@ -67,6 +94,7 @@ def images(
     from_file: click.utils.LazyFile | None,
     fmt: str,
     quality: int | None,
+    strip_metadata: bool,
     existing: str,
     quiet: bool,
     **engine: object,
@@ -74,61 +102,122 @@ def images(
     """Upscale images: files, folders, globs, or '-' for one image on stdin (written to stdout).
 
     Outputs are named {stem}_x{scale}.{ext}, beside the input or in OUTPUT mirroring the folders.
+    '-o -' writes one image to stdout, in the input's format unless --format says otherwise.
+
+    Inputs whose outputs would share a name are told apart before any work: files named directly that
+    meet in OUTPUT keep their folders relative to their common parent; names that still clash (a.jpg
+    and a.png with --format png) take the source's extension: a_jpg_x2.png, a_png_x2.png.
     """
     items = list(inputs)
     if from_file is not None:
         items += [line.strip() for line in from_file if line.strip()]
     if not items:
         raise click.UsageError("give at least one input (a file, folder, glob, or '-')")
+    _check_format(output, fmt)
+    to_stdout = output == STDIO
     if "-" in items:
         if len(items) > 1:
             raise click.UsageError("'-' (stdin) cannot be combined with other inputs")
-        _stdio(output, fmt, quality, engine)
+        if output is None or to_stdout:
+            _refuse_terminal()
+        data = sys.stdin.buffer.read()
+        suffix = content_suffix(data) if fmt == "same" else FORMATS[fmt]
+        _stdio(data, "<stdin>", None if to_stdout else output, suffix, quality, strip_metadata, engine)
+        return
+    if to_stdout:
+        _refuse_terminal()
+        src = _single_input(items, recursive=recursive)
+        suffix = output_suffix(src) if fmt == "same" else FORMATS[fmt]
+        try:
+            data = src.read_bytes()
+        except OSError as exc:
+            raise click.ClickException(f"{src}: cannot read ({exc.strerror})") from None
+        _stdio(data, str(src), None, suffix, quality, strip_metadata, engine)
         return
 
+    tally = Tally()
     up = build_upscaler(**engine)  # type: ignore[arg-type]
-    jobs, failures = _plan(items, output, recursive=recursive, scale=up.scale, fmt=fmt)
+    jobs, failures = _plan(items, output, recursive=recursive, scale=up.scale, fmt=fmt, ignored=tally.ignored)
     for item, reason in failures:
         error_line(item, reason)
-    done = skipped = 0
-    failed = len(failures)
+    tally.failed = len(failures)
     sources = {j.src.resolve() for j in jobs}
-    with tqdm(jobs, desc="images", unit="img", disable=quiet or not jobs, file=sys.stderr, dynamic_ncols=True) as bar:
+    with (
+        batch_outcome(tally, quiet=quiet),
+        tqdm(jobs, desc="images", unit="img", disable=quiet or not jobs, file=sys.stderr, dynamic_ncols=True) as bar,
+    ):
         for job in bar:
             bar.set_postfix_str(job.src.name, refresh=False)
             allowed = output_allowed(job.src, job.dst, sources, existing)
             if not allowed:
-                skipped += allowed is None
-                failed += allowed is False
+                tally.skipped += allowed is None
+                tally.failed += allowed is False
                 continue
             try:
-                write_image(job.dst, up.upscale(read_image(job.src)), quality=quality)
-                done += 1
+                pic = load_picture(job.src).map(up.upscale)
+                write_picture(job.dst, pic, quality=quality, strip_metadata=strip_metadata)
+                tally.done += 1
             except UpscaleError as exc:
                 error_line(job.src, str(exc))
-                failed += 1
+                tally.failed += 1
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
                 error_line(job.src, f"{type(exc).__name__}: {exc}".splitlines()[0])
-                failed += 1
-    if not quiet:
-        click.echo(f"{done} upscaled, {skipped} skipped, {failed} failed", err=True)
-    if failed:
-        sys.exit(1)
+                tally.failed += 1
 
 
-def _stdio(output: Path | None, fmt: str, quality: int | None, engine: dict[str, object]) -> None:
-    data = sys.stdin.buffer.read()
+def _check_format(output: Path | None, fmt: str) -> None:
+    """``-o out.jpg --format png`` asks for two formats: a usage error rather than a guess."""
+    if output is None or fmt == "same" or output == STDIO or output.is_dir():
+        return
+    aliases = {".jpeg": ".jpg", ".tif": ".tiff"}
+    suffix = aliases.get(output.suffix.lower(), output.suffix.lower())
+    if suffix in IMAGE_SUFFIXES and suffix != FORMATS[fmt]:
+        raise click.UsageError(f"-o {output} is a {suffix[1:].upper()} file but --format is {fmt}; give one of them")
+
+
+def _refuse_terminal() -> None:
+    """Image bytes on a terminal are garbage on screen, never what was meant."""
+    if sys.stdout.isatty():
+        raise click.ClickException(
+            "-o -: standard output is a terminal; redirect it to a file (> out.png) or give -o FILE"
+        )
+
+
+def _single_input(items: list[str], *, recursive: bool) -> Path:
+    """The one image that ``-o -`` writes to stdout; several are a usage error."""
+    found, errors = expand_inputs(items, suffixes=IMAGE_SUFFIXES, noun="images", recursive=recursive)
+    if len(found) + len(errors) > 1:
+        raise click.UsageError(
+            f"-o - writes one image to standard output, but there are {len(found) + len(errors)} inputs; "
+            "give a folder with -o"
+        )
+    if errors:
+        item, reason = errors[0]
+        raise click.ClickException(f"{item}: {reason}")
+    return found[0][0]
+
+
+def _stdio(
+    data: bytes,
+    name: str,
+    output: Path | None,
+    suffix: str,
+    quality: int | None,
+    strip_metadata: bool,
+    engine: dict[str, object],
+) -> None:
+    """One image's bytes (from stdin, or a file for ``-o -``) to ``output``, else to stdout as ``suffix``."""
     try:
-        img = decode_image(data, "<stdin>")
+        pic = decode_picture(data, name)
     except BadMediaError as exc:
         raise click.ClickException(str(exc)) from None
     up = build_upscaler(**engine)  # type: ignore[arg-type]
     try:
-        result = up.upscale(img)
+        result = pic.map(up.upscale)
     except UpscaleError as exc:
-        raise click.ClickException(f"<stdin>: {exc}") from None
+        raise click.ClickException(f"{name}: {exc}") from None
     if output is not None:
-        write_image(output, result, quality=quality)
+        write_picture(output, result, quality=quality, strip_metadata=strip_metadata)
         return
-    sys.stdout.buffer.write(encode_image(result, FORMATS["png" if fmt == "same" else fmt], quality=quality))
+    sys.stdout.buffer.write(encode_picture(result, suffix, quality=quality, strip_metadata=strip_metadata))
     sys.stdout.buffer.flush()

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import UpscaleError
-from .common import click_error, verbosity_options
+from .console import click_error, verbosity_options
 
 
 @click.command()

@@ -18,7 +18,8 @@ from ..errors import UpscaleError
 from ..io.streaming import RAW_CHANNELS, upscale_raw, upscale_y4m
 from ..io.y4m import Y4MReader
 from ..io.yuv import MATRIX_BY_NAME
-from .common import build_upscaler, engine_options, verbosity_options
+from .common import build_upscaler, engine_options
+from .console import verbosity_options
 from .progress import FrameProgress
 
 

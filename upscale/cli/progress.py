@@ -55,7 +55,7 @@ class FrameProgress:
                 self._last_json = now
                 self._emit(now)
 
-    def _emit(self, now: float, *, final: bool = False) -> None:
+    def _emit(self, now: float, *, final: bool = False, error: str | None = None) -> None:
         elapsed = max(now - self._t0, 1e-9)
         fps = self.done / elapsed
         eta = None
@@ -64,13 +64,20 @@ class FrameProgress:
         record = {"file": self.label, "frame": self.done, "total": self.total, "fps": round(fps, 2), "eta": eta}
         if final:
             record["done"] = True
+        if error is not None:
+            record["done"] = False
+            record["error"] = error
         self.stream.write(json.dumps(record) + "\n")
         self.stream.flush()
 
-    def close(self, *, success: bool = True) -> None:
+    def close(self, *, success: bool = True, error: str | None = None) -> None:
+        """End the bar; in JSON, a last line with ``"done": true``, or with ``"done": false`` and the
+        ``error`` when one is given."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        elif self.mode == "json" and error is not None:
+            self._emit(time.perf_counter(), error=error)
         elif self.mode == "json" and success:
             self._emit(time.perf_counter(), final=True)
 

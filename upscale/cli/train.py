@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import UpscaleError
-from .common import click_error, verbosity_options
+from .console import click_error, verbosity_options
 
 log = logging.getLogger("upscale")
 

@@ -10,17 +10,11 @@ from typing import Any, ClassVar
 import click
 
 from ..errors import UpscaleError
-from ..io.streaming import StreamError, VideoOptions, upscale_video
-from ..io.video import CONTAINERS, VIDEO_SUFFIXES, EncodeSettings, check_encoder
-from .batch import Failure, Job, expand_inputs, plan_jobs
-from .common import (
-    build_upscaler,
-    engine_options,
-    error_line,
-    existing_output_options,
-    output_allowed,
-    verbosity_options,
-)
+from ..io.streaming import StreamError, TruncatedInputError, VideoOptions, upscale_video
+from ..io.video import CONTAINERS, VIDEO_SUFFIXES, EncodeSettings, check_encoder, holds_codec
+from .batch import Failure, Job, Tally, expand_inputs, plan_jobs
+from .common import build_upscaler, engine_options, existing_output_options, output_allowed
+from .console import error_line, notice, verbosity_options
 from .progress import FrameProgress
 
 log = logging.getLogger("upscale.video")
@@ -65,17 +59,46 @@ class BitrateParam(click.ParamType):
         return int(rate)
 
 
+FILE_SUFFIXES = VIDEO_SUFFIXES | {"." + c for c in CONTAINERS}
+"""An ``-o`` with one of these names a file."""
+_SUFFIX_CONTAINER = {"m4v": "mp4"}
+"""Suffixes that name another ``--container``."""
+
+
+def _check_options(output: Path | None, container: str | None, crf: float | None, bitrate: int | None) -> None:
+    """Options that contradict each other are usage errors, not silently half-applied."""
+    if crf is not None and bitrate is not None:
+        raise click.UsageError("--crf and --bitrate exclude each other (a bit rate replaces constant quality)")
+    if container and output is not None and not output.is_dir() and output.suffix.lower() in FILE_SUFFIXES:
+        named = output.suffix.lower().lstrip(".")
+        if _SUFFIX_CONTAINER.get(named, named) != container:
+            raise click.UsageError(f"--container {container} disagrees with -o {output}; drop one or make them match")
+
+
+def _keep_suffix(src: Path, codec: str) -> str:
+    """The input's own container when upscale writes it and it holds ``codec``'s video; mp4 otherwise."""
+    name = src.suffix.lower().lstrip(".")
+    if name not in CONTAINERS or name == "mp4":
+        return ".mp4"
+    if holds_codec(CONTAINERS[name], codec):
+        return "." + name
+    notice(f"{src}: {name} cannot hold {codec} video; writing .mp4 (choose --codec or --container to change it)")
+    return ".mp4"
+
+
 def _plan(
-    inputs: list[str], output: Path | None, *, recursive: bool, scale: float, container: str | None
+    inputs: list[str], output: Path | None, *, recursive: bool, scale: float, container: str | None, codec: str
 ) -> tuple[list[Job], list[Failure]]:
     found, errors = expand_inputs(inputs, suffixes=VIDEO_SUFFIXES, noun="videos", recursive=recursive)
+    suffixes: dict[Path, str] = {}
+
+    def suffix_of(src: Path) -> str:
+        if src not in suffixes:
+            suffixes[src] = "." + container if container else _keep_suffix(src, codec)
+        return suffixes[src]
+
     jobs, clashes = plan_jobs(
-        found,
-        output,
-        scale=scale,
-        suffix_of=lambda _src: "." + (container or "mp4"),
-        file_suffixes=VIDEO_SUFFIXES | {"." + c for c in CONTAINERS},
-        noun="videos",
+        found, output, scale=scale, suffix_of=suffix_of, file_suffixes=FILE_SUFFIXES, noun="videos"
     )
     return jobs, errors + clashes
 
@@ -87,7 +110,8 @@ def _plan(
     "--output",
     type=click.Path(path_type=Path),
     default=None,
-    help="Output file (one input) or folder. Default: {stem}_x{scale}.mp4 beside each input.",
+    help="Output file (one input) or folder. Default: {stem}_x{scale} beside each input, in the input's container "
+    "(mp4 when it is not mp4, mkv, mov, webm, avi or nut, or cannot hold the --codec).",
 )
 @click.option("-r", "--recursive", is_flag=True, help="Look for videos in sub-folders too.")
 @click.option(
@@ -111,7 +135,12 @@ def _plan(
     default=None,
     help="Output container (default: from the output's suffix, else mp4).",
 )
-@click.option("--no-audio", is_flag=True, help="Drop audio and subtitle streams (copied by default).")
+@click.option("--no-audio", is_flag=True, help="Drop audio, subtitle and attachment streams (copied by default).")
+@click.option(
+    "--allow-truncated",
+    is_flag=True,
+    help="Accept an input that ends before its container says (cut off): a warning, not an error.",
+)
 @click.option("--start", type=TimeParam(), default=None, help="Start here (seconds or [HH:]MM:SS).")
 @click.option("--duration", type=TimeParam(), default=None, help="Process this much (seconds or [HH:]MM:SS).")
 @click.option(
@@ -144,6 +173,7 @@ def video(
     bitrate: int | None,
     container: str | None,
     no_audio: bool,
+    allow_truncated: bool,
     start: float | None,
     duration: float | None,
     progress_mode: str,
@@ -154,45 +184,55 @@ def video(
 ) -> None:
     """Upscale videos: files or folders of them, one after another.
 
-    Every frame keeps its timestamp; audio and subtitles are copied (or audio re-encoded to AAC where the
-    container cannot hold it); colour matrix, range, rotation and metadata are kept. Outputs appear under
-    their final name only when complete.
+    Every frame keeps its timestamp; audio, subtitles, chapters and attachments are copied (or audio
+    re-encoded to AAC where the container cannot hold it; anything left out is named); colour matrix,
+    range, rotation and metadata are kept. Outputs keep the input's container and appear under their
+    final name only when complete. An input cut off before its end is finished as far as it goes, then
+    reported as an error unless --allow-truncated.
     """
     if duration is not None and duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--duration")
-    up = build_upscaler(**engine)
+    _check_options(output, container, crf, bitrate)
+    counts = Tally(total=0)
     try:
-        check_encoder(codec, cuda=up.device.type == "cuda")
-    except UpscaleError as exc:
-        raise click.ClickException(str(exc)) from None
-    opts = VideoOptions(
-        encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate),
-        container=container,
-        audio=not no_audio,
-        start_s=start,
-        duration_s=duration,
-        queue_depth=queue_depth,
-    )
-    jobs, failures = _plan(list(inputs), output, recursive=recursive, scale=up.scale, container=container)
-    for item, reason in failures:
-        error_line(item, reason)
-    done = skipped = 0
-    failed = len(failures)
-    sources = {j.src.resolve() for j in jobs}
-    mode = "none" if quiet else progress_mode
-    for job in jobs:
-        allowed = output_allowed(job.src, job.dst, sources, existing)
-        if not allowed:
-            skipped += allowed is None
-            failed += allowed is False
-            continue
-        if _run_one(job, up, opts, mode, quiet):
-            done += 1
-        else:
-            failed += 1
-    if not quiet and (len(jobs) > 1 or failures or skipped):
-        click.echo(f"{len(jobs) + len(failures)} videos: {done} upscaled, {skipped} skipped, {failed} failed", err=True)
-    if failed:
+        up = build_upscaler(**engine)
+        try:
+            check_encoder(codec, cuda=up.device.type == "cuda")
+        except UpscaleError as exc:
+            raise click.ClickException(str(exc)) from None
+        opts = VideoOptions(
+            encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, quiet=quiet),
+            container=container,
+            audio=not no_audio,
+            start_s=start,
+            duration_s=duration,
+            queue_depth=queue_depth,
+            allow_truncated=allow_truncated,
+        )
+        jobs, failures = _plan(
+            list(inputs), output, recursive=recursive, scale=up.scale, container=container, codec=codec
+        )
+        for item, reason in failures:
+            error_line(item, reason)
+        counts.total, counts.failed = len(jobs) + len(failures), len(failures)
+        sources = {j.src.resolve() for j in jobs}
+        mode = "none" if quiet else progress_mode
+        for job in jobs:
+            allowed = output_allowed(job.src, job.dst, sources, existing)
+            if not allowed:
+                counts.skipped += allowed is None
+                counts.failed += allowed is False
+                continue
+            if _run_one(job, up, opts, mode, quiet):
+                counts.done += 1
+            else:
+                counts.failed += 1
+    except KeyboardInterrupt:  # while loading, between videos or in one (whose output is already removed)
+        click.echo(counts.summary(interrupted=True, noun="videos"), err=True)
+        sys.exit(130)
+    if not quiet and (len(jobs) > 1 or failures or counts.skipped):
+        click.echo(counts.summary(noun="videos"), err=True)
+    if counts.failed:
         sys.exit(1)
 
 
@@ -206,7 +246,12 @@ def _run_one(job: Job, up: Any, opts: VideoOptions, mode: str, quiet: bool) -> b
         click.echo(
             f"Interrupted after {progress.done} frames: {job.dst} not written (temporary file removed).", err=True
         )
-        sys.exit(130)
+        raise
+    except TruncatedInputError as exc:
+        reason = f"{exc}; {job.dst} holds the {exc.result.frames} frames decoded (--allow-truncated accepts it)"
+        progress.close(success=False, error=reason)
+        error_line(job.src, reason)
+        return False
     except StreamError as exc:
         progress.close(success=False)
         error_line(

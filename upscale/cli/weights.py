@@ -10,7 +10,7 @@ import click
 
 from .. import hub
 from ..errors import UpscaleError
-from .common import click_error, verbosity_options
+from .console import click_error, verbosity_options
 
 
 @click.group()

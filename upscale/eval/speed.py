@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..engine import Upscaler
+from ..engine import Upscaler, native_cpu_halves
 from .flops import count_macs
 
 __all__ = [
@@ -115,14 +115,8 @@ def supported_precisions(device: torch.device, *, supports_half: bool, supports_
         if supports_half:
             out.append("fp16")
     else:
-        mkldnn = torch.ops.mkldnn
-        try:
-            if supports_half and mkldnn._is_mkldnn_fp16_supported():
-                out.append("fp16")
-            if supports_bf16 and mkldnn._is_mkldnn_bf16_supported():
-                out.append("bf16")
-        except (AttributeError, RuntimeError):
-            pass
+        native = native_cpu_halves()
+        out += [p for p, ok in (("fp16", supports_half), ("bf16", supports_bf16)) if ok and p in native]
     return out
 
 

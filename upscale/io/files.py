@@ -22,9 +22,17 @@ def atomic_output(final: str | Path) -> Iterator[Path]:
     tmp = temp_name(final)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # writers such as safetensors create private (0600) files
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it; the stand-in meanwhile is the strictest)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -4,12 +4,17 @@ while at most ``depth`` items wait between two stages (memory stays flat however
 Decoding and encoding (FFmpeg) and inference (torch) release the GIL, so threads are enough. An error in
 any stage travels downstream and is raised where the last stage is consumed; :meth:`Pipeline.close`
 stops every stage, which is what Ctrl-C or a failure in the consumer calls.
+
+Stopping always waits for every stage thread: a thread left inside FFmpeg or torch while the interpreter
+shuts down aborts the process (``terminate called without an active exception``, exit 134). Ctrl-C
+pressed while the stages wind down is held and raised once they have.
 """
 
 from __future__ import annotations
 
 import contextlib
 import queue
+import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -93,13 +98,18 @@ class Pipeline:
                 raise value
             yield value
 
-    def close(self, timeout_s: float = 10.0) -> bool:
-        """Stop all stages and wait for their threads; False if one is still busy (e.g. mid-inference)."""
-        self._stop.set()
-        current = threading.current_thread()
-        for thread in self._threads:
-            if thread is not current:
-                thread.join(timeout_s)
+    def close(self, timeout_s: float | None = None) -> bool:
+        """Stop all stages and wait for their threads, each of which stops after the item in hand.
+
+        Ctrl-C meanwhile does not cut the wait short; it is raised when the threads are done. With
+        ``timeout_s``, False if a thread is still busy after that long (e.g. mid-inference).
+        """
+        with _interrupts_held():
+            self._stop.set()
+            current = threading.current_thread()
+            for thread in self._threads:
+                if thread is not current:
+                    thread.join(timeout_s)
         return not any(t.is_alive() for t in self._threads if t is not current)
 
     def __enter__(self) -> Pipeline:
@@ -107,3 +117,22 @@ class Pipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Defer SIGINT for the duration of the block, then deliver it to the handler that was in place.
+
+    Only the main thread receives signals (and may change handlers); elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[object] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(signal.SIGINT, caught[0])

@@ -51,6 +51,9 @@ class VideoOptions:
     duration_s: float | None = None
     queue_depth: int = 8
     """Frames waiting between two stages at most."""
+    allow_truncated: bool = False
+    """Accept an input that ends before its container says it does (a warning instead of
+    :class:`TruncatedInputError`)."""
 
 
 @dataclass
@@ -60,6 +63,14 @@ class VideoResult:
     seconds: float
     notes: list[str] = field(default_factory=list)
     corrupt: int = 0
+
+
+class TruncatedInputError(BadMediaError):
+    """The input ended before its container said it would; the output holds every frame decoded."""
+
+    def __init__(self, message: str, result: VideoResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class StreamError(UpscaleError):
@@ -98,7 +109,8 @@ def upscale_video(
 
     Raises :class:`BadMediaError` for inputs that cannot be read, :class:`UpscaleError` for settings that
     cannot be met, and :class:`StreamError` (or ``KeyboardInterrupt``) part-way through; in every case no
-    file appears at ``dst``.
+    file appears at ``dst``. An input that ends before its container says it does is finished as far as it
+    goes and written, then :class:`TruncatedInputError` is raised unless ``opts.allow_truncated``.
     """
     t0 = time.perf_counter()
     settings = opts.encode
@@ -156,9 +168,11 @@ def upscale_video(
                 stream_metadata=dict(reader.stream.metadata),
                 copy_streams=reader.copy_streams,
                 samples=reader.sample_packets(),
+                attachments=reader.attachments,
+                chapters=reader.chapters(),
                 name=str(dst),
             )
-            notes += writer.notes
+            notes += reader.dropped_streams() + writer.notes
             for n in notes:
                 log.warning("%s: %s", src, n)
             try:
@@ -179,7 +193,12 @@ def upscale_video(
             except Exception as exc:  # FFmpeg, torch, numpy: reported with how far the stream got
                 writer.abort()
                 raise StreamError(describe_error(exc), writer.frames_written) from exc
-        return VideoResult(dst, writer.frames_written, time.perf_counter() - t0, notes, reader.corrupt)
+        result = VideoResult(dst, writer.frames_written, time.perf_counter() - t0, notes, reader.corrupt)
+        if reader.ends_early:
+            if not opts.allow_truncated:
+                raise TruncatedInputError(f"{src}: {reader.ends_early}", result)
+            log.warning("%s: %s; kept the %d frames decoded", src, reader.ends_early, result.frames)
+        return result
 
 
 # ---------------------------------------------------------------------- byte streams

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -50,6 +51,8 @@ VIDEO_SUFFIXES = frozenset(
 CONTAINERS = {"mp4": "mp4", "mkv": "matroska", "mov": "mov", "webm": "webm", "avi": "avi", "nut": "nut"}
 """``--container`` name (also the file suffix) -> FFmpeg muxer."""
 _IMAGE_DEMUXERS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif")
+_CHAPTER_FORMATS = frozenset(["matroska", "webm", "mp4", "mov", "ipod", "nut"])
+"""Muxers that write chapters."""
 _STRIP_METADATA = {"encoder", "major_brand", "minor_version", "compatible_brands"}
 """Container tags the muxer writes itself."""
 
@@ -105,10 +108,15 @@ class VideoReader:
         self.start_s = start_s or 0.0
         self.end_s = None if duration_s is None else self.start_s + duration_s
         self.copy_streams: list[av.stream.Stream] = []
+        self.attachments: list[av.stream.Stream] = []
         if copy_streams:
             self.copy_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
+            self.attachments = [s for s in self.container.streams if s.type == "attachment"]
         self.corrupt = 0
         """Packets that failed to decode or frames flagged corrupt so far."""
+        self.ends_early: str | None = None
+        """Set once decoding is over when the container promised more than could be decoded."""
+        self._read_error: str | None = None
 
     def _check(self) -> None:
         fmt = self.container.format.name
@@ -122,6 +130,35 @@ class VideoReader:
             raise BadMediaError(f"{self.path}: video stream {stream.index} cannot be decoded by this FFmpeg build")
 
     # ------------------------------------------------------------------ facts
+    def dropped_streams(self) -> list[str]:
+        """Why each stream that is neither upscaled nor copied is left out (``--no-audio`` aside)."""
+        notes = []
+        for s in self.container.streams:
+            if s is self.stream or s in self.copy_streams or s in self.attachments:
+                continue
+            if getattr(s.discard, "name", "") == "all":  # FFmpeg's own use, e.g. the track mp4 chapters are read from
+                continue
+            name = s.codec_context.name if s.codec_context is not None else getattr(s, "name", None) or "unknown codec"
+            if s.type == "video":
+                notes.append(f"video stream {s.index} ({name}) dropped: only the first video stream is upscaled")
+            elif s.type not in ("audio", "subtitle", "attachment"):
+                notes.append(f"{s.type} stream {s.index} ({name}) dropped: {s.type} streams are not copied")
+        return notes
+
+    def chapters(self) -> list[dict]:
+        """Chapters inside ``--start``/``--duration``, shifted to the output's time line."""
+        out = []
+        for chapter in self.container.chapters():
+            tb = chapter["time_base"]
+            start = max(float(chapter["start"] * tb), self.start_s) - self.start_s
+            end = float(chapter["end"] * tb)
+            if self.end_s is not None:
+                end = min(end, self.end_s)
+            end -= self.start_s
+            if end > start:
+                out.append({**chapter, "start": round(start / tb), "end": round(end / tb)})
+        return out
+
     @property
     def rate(self) -> Fraction | None:
         rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
@@ -189,9 +226,9 @@ class VideoReader:
                 continue
             break  # past --duration
         if held is not None:
-            gap = self._last_gap(held, held_pts, end, last_gap)
-            if end is None:
-                self._check_complete(held_pts + gap, last_gap)
+            own = held.duration if held.duration and held.duration > 0 else last_gap
+            self.ends_early = self._shortfall(held_pts + own, own, end)
+            gap = own if self.ends_early else self._last_gap(held, held_pts, end, last_gap)
             yield DecodedFrame(held, held_pts - start, gap, index, pending)
         elif index == 0:
             when = f" after {self.start_s:g}s" if self.start_s else ""
@@ -208,6 +245,7 @@ class VideoReader:
                 return
             except av.error.FFmpegError as exc:
                 self.corrupt += 1
+                self._read_error = f"cannot read on: {_reason(exc)}"
                 log.warning(
                     "%s: cannot read on after %.3fs (%s); the video ends there", self.path, last_s, _reason(exc)
                 )
@@ -217,21 +255,31 @@ class VideoReader:
                 last_s = float(packet.pts * packet.time_base)
             yield packet
 
-    def _check_complete(self, end_pts: int, gap: int) -> None:
-        """Warn when the frames stop well before the duration the header gives (a cut-off file)."""
-        total_s = self.duration_s
-        if not total_s:
-            return
-        start_s = float((self.stream.start_time or 0) * self.time_base)
-        end_s = float(end_pts * self.time_base)
-        # Other streams may outlast the video a little; only a clear shortfall is reported.
-        if start_s + total_s - end_s > max(2 * float(gap * self.time_base), 1.0, 0.05 * total_s):
-            log.warning(
-                "%s: frames end at %.3fs, but the header says %.3fs; is the file cut off?",
-                self.path,
-                end_s,
-                start_s + total_s,
-            )
+    def _shortfall(self, end_pts: int, gap: int, cut: int | None) -> str | None:
+        """``input ends early at 0.84 s of 2.00 s`` when the frames stop clearly before the end the container
+        gives (a file cut off with its index intact), or the file could not be read to its end; else None.
+
+        The video stream's own duration is trusted to a few frames; the container's, which other streams may
+        outlast the video in, only to a second or 5 %.
+        """
+        tb = self.time_base
+        end_s = float(end_pts * tb)
+        gap_s = float(gap * tb)
+        total_s = None
+        slack = max(3 * gap_s, 0.25)
+        if self.stream.duration:
+            total_s = float(((self.stream.start_time or 0) + self.stream.duration) * tb)
+        elif self.container.duration:
+            start_s = (self.container.start_time or 0) / av.time_base
+            total_s = start_s + self.container.duration / av.time_base
+            slack = max(2 * gap_s, 1.0, 0.05 * self.container.duration / av.time_base)
+        if cut is not None:
+            total_s = min(total_s, float(cut * tb)) if total_s else None
+        if total_s and total_s - end_s > slack:
+            return f"input ends early at {end_s:.2f} s of {total_s:.2f} s"
+        if self._read_error is not None and (cut is None or end_s < float(cut * tb)):
+            return f"input ends early at {end_s:.2f} s ({self._read_error})"
+        return None
 
     def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame]:
         try:
@@ -334,6 +382,8 @@ class EncodeSettings:
     pix_fmt: str | None = None
     bitrate: int | None = None
     """Bits per second; replaces the constant-quality mode."""
+    quiet: bool = False
+    """Keep the encoder's own banner and statistics (x265, SVT-AV1 write them straight to stderr) to errors."""
 
 
 _CRF_OPTION = {
@@ -403,6 +453,20 @@ def accepts(format_name: str, stream: av.stream.Stream, sample: av.Packet | None
             scratch.close()
 
 
+def _quiet_encoder(codec: str, options: dict[str, str]) -> None:
+    """Encoder options (and for SVT-AV1, which has none, its environment) that keep its log to errors."""
+    if codec == "libx265":
+        options["x265-params"] = "log-level=error"
+    elif codec == "libsvtav1":
+        os.environ["SVT_LOG"] = "1"  # read by the library when the encoder starts
+
+
+def holds_codec(format_name: str, codec: str) -> bool:
+    """Whether the muxer can store what encoder ``codec`` makes (as FFmpeg knows it)."""
+    with av.open(io.BytesIO(), "w", format=format_name) as scratch:
+        return av.codec.Codec(codec, "w").canonical_name in scratch.supported_codecs
+
+
 class _AudioTranscoder:
     """Decodes a copied stream's packets and re-encodes them for a container that cannot hold the original."""
 
@@ -440,6 +504,8 @@ class VideoWriter:
         stream_metadata: dict[str, str] | None = None,
         copy_streams: list[av.stream.Stream] = (),
         samples: dict[int, av.Packet] | None = None,
+        attachments: list[av.stream.Stream] = (),
+        chapters: list[dict] = (),
         name: str = "",
     ) -> None:
         self.name = name or str(path)
@@ -448,10 +514,13 @@ class VideoWriter:
         self._copied: dict[int, av.stream.Stream] = {}
         self._transcoders: dict[int, _AudioTranscoder] = {}
         self.frames_written = 0
+        self.format_name = format_name
         self.container = av.open(str(path), "w", format=format_name)
         try:
             self._video(settings, width, height, pix_fmt, rate, time_base, colour, rotation, stream_metadata, aspect)
             self._streams(copy_streams, format_name, samples or {})
+            self._attachments(attachments, format_name)
+            self._chapters(chapters, format_name)
             for key, value in (metadata or {}).items():
                 if key.lower() not in _STRIP_METADATA:
                     self.container.metadata[key] = value
@@ -478,6 +547,8 @@ class VideoWriter:
             options[_CRF_OPTION[s.codec]] = f"{crf:g}"
             if s.codec == "libvpx-vp9":
                 options["b"] = "0"  # constant quality, not capped by the default bit rate
+        if s.quiet:
+            _quiet_encoder(s.codec, options)
         if s.preset:
             if s.codec not in _PRESET_CODECS:
                 self.notes.append(f"--preset ignored: encoder '{s.codec}' has no presets")
@@ -500,6 +571,8 @@ class VideoWriter:
             ctx.color_range = colour.sws_range.value
             ctx.color_primaries = colour.primaries
             ctx.color_trc = colour.trc
+        if ctx.codec.canonical_name == "hevc" and self.format_name in ("mp4", "mov"):
+            ctx.codec_tag = "hvc1"  # what Apple players need; FFmpeg's default hev1 does not play there
         if rotation:
             stream.set_display_rotation(rotation)
         for key, value in (stream_metadata or {}).items():
@@ -531,6 +604,22 @@ class VideoWriter:
             for key, value in src.metadata.items():
                 if key.lower() not in ("handler_name", "vendor_id", "encoder"):
                     out.metadata[key] = value
+
+    def _attachments(self, sources: list[av.stream.Stream], format_name: str) -> None:
+        """Fonts and other files of Matroska inputs; only Matroska holds them."""
+        for src in sources:
+            if format_name == "matroska":
+                self.container.add_attachment(src.name, src.mimetype, bytes(src.data))
+            else:
+                self.notes.append(f"attachment stream {src.index} ({src.name}) dropped: {format_name} cannot hold it")
+
+    def _chapters(self, chapters: list[dict], format_name: str) -> None:
+        if not chapters:
+            return
+        if format_name in _CHAPTER_FORMATS:
+            self.container.set_chapters(chapters)
+        else:
+            self.notes.append(f"{len(chapters)} chapters dropped: {format_name} cannot hold them")
 
     def _audio_target(self, src: av.stream.Stream, format_name: str) -> av.stream.Stream | None:
         codec = "libopus" if format_name == "webm" else "aac"

@@ -1,0 +1,111 @@
+"""How close the engine runs to this machine's own limit.
+
+First the peak: a large 3x3 convolution (128 -> 128 channels, channels_last) in each precision the
+device has native kernels for. Then, per model and input size, the engine with its default options
+(``--precision auto``, ``--tile auto``) and with ``--precision fp32``: achieved GFLOP/s (2 x the
+convolution MACs of a whole frame, ``upscale.eval.flops``) as a share of the peak in the precision the
+engine ran, and its speed against a bare fp32 NCHW ``model(x)`` loop, which stands for the usual
+research-code inference loop.
+
+    python benchmarks/limit.py                              # esrgan and rlfn x4, 320x180
+    python benchmarks/limit.py --models rlfn --sizes 320x180,1280x720 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import _harness as h
+import torch
+
+from upscale.engine import EngineOptions, Upscaler, pick_device
+from upscale.eval.flops import count_macs
+from upscale.eval.speed import supported_precisions, synchronize, synthetic_frames
+from upscale.models import REGISTRY, build_model
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_NAMES = {v: k for k, v in _DTYPES.items()}
+
+
+@torch.inference_mode()
+def conv_peak(device: torch.device, precision: str, *, side: int = 256, channels: int = 128, runs: int = 5) -> float:
+    """GFLOP/s of a large 3x3 convolution in ``precision``, channels_last: the practical peak."""
+    dtype = _DTYPES[precision]
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(device, dtype).to(memory_format=torch.channels_last)
+    x = torch.randn(1, channels, side, side, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    conv(x)
+    synchronize(device)
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        conv(x)
+        synchronize(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * channels * channels * 9 * side * side / best / 1e9
+
+
+def bare_nchw_fp32(module: torch.nn.Module, frames: list, device: torch.device, value_range: float):
+    """The loop a research script runs: NCHW fp32 tensor in, ``model(x)``, uint8 out."""
+    module = module.to(device, torch.float32).eval()
+    batches = [torch.from_numpy(f).permute(2, 0, 1)[None].float().div(255) for f in frames]
+
+    @torch.inference_mode()
+    def go() -> None:
+        for b in batches:
+            y = module(b.to(device) * value_range) / value_range
+            (y.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+        synchronize(device)
+
+    return go
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="esrgan,rlfn", help="comma-separated x4 models (default esrgan,rlfn)")
+    p.add_argument("--sizes", default="320x180", help="comma-separated input sizes WxH (default 320x180)")
+    p.add_argument("--frames", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    native = supported_precisions(device, supports_half=True, supports_bf16=True)
+    print(h.machine(args.device))
+    peaks = {prec: conv_peak(device, prec) for prec in native}
+    print(
+        "peak (3x3 conv 128->128, 256x256, channels_last): "
+        + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items())
+    )
+    for name in args.models.split(","):
+        spec = REGISTRY.get(name)
+        loaded = build_model(spec, 4)
+        if spec.colour != "rgb" or spec.input_kind != "lr":
+            raise SystemExit(f"{name}: the bare loop here takes RGB LR input; pick an RGB LR-input model")
+        for size in args.sizes.split(","):
+            w, hgt = (int(v) for v in size.lower().split("x"))
+            frames = synthetic_frames(args.frames, w, hgt)
+            macs = count_macs(loaded.module, (1, 3, hgt, w))
+            engines = {
+                "engine (defaults)": Upscaler(loaded, EngineOptions(device=args.device)),
+                "engine --precision fp32": Upscaler(loaded, EngineOptions(device=args.device, precision="fp32")),
+            }
+            variants = {k: h.engine_run(up, frames) for k, up in engines.items()}
+            bare_module = build_model(spec, 4).module
+            bare_module.load_state_dict(loaded.module.state_dict())
+            variants["bare NCHW fp32 loop"] = bare_nchw_fp32(bare_module, frames, device, spec.value_range)
+            t = h.interleaved(variants, args.rounds)
+            print(f"\n{name} x4, {args.frames} frame(s) of {size}, {2 * macs / 1e9:.0f} GFLOP/frame")
+            bare = t["bare NCHW fp32 loop"]
+            for label, sec in t.items():
+                gflops = 2 * macs * args.frames / sec / 1e9
+                prec = "fp32" if label.startswith("bare") else _NAMES[engines[label].dtype]
+                share = f"{gflops / peaks[prec]:6.1%} of {prec} peak" if prec in peaks else f"({prec} emulated)"
+                per_frame = sec / args.frames
+                print(f"  {label:24s} {per_frame:8.2f} s/frame {gflops:8.1f} GFLOP/s  {share}  {bare / sec:5.2f}x bare")
+
+
+if __name__ == "__main__":
+    main()

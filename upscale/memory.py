@@ -1,0 +1,44 @@
+"""Keeping freed activation memory in the process instead of handing it back to the OS.
+
+glibc serves every allocation above 128 KiB-32 MiB (its dynamic mmap threshold) with a fresh ``mmap``
+and unmaps it on free, and trims the heap top whenever more than the trim threshold is free. A network's
+activations are freed and allocated again at the same sizes on every frame, so each convolution pays
+page faults to zero memory it just returned. Turning both off once at start-up keeps the pages mapped;
+the process then holds its peak working set, which it needs again on the next frame anyway.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import sys
+
+log = logging.getLogger("upscale")
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_ENV = "UPSCALE_MALLOC"
+"""``UPSCALE_MALLOC=default`` leaves glibc's settings alone."""
+
+
+def keep_freed_memory() -> bool:
+    """Apply the settings on glibc (Linux); True where they were applied.
+
+    Skipped when ``UPSCALE_MALLOC=default`` or when the user tunes malloc already through glibc's own
+    ``MALLOC_MMAP_MAX_``/``MALLOC_TRIM_THRESHOLD_``/``GLIBC_TUNABLES`` variables.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get(_ENV, "").lower() == "default":
+        return False
+    if any(k in os.environ for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and others have no mallopt
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    ok = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    log.debug("malloc: keep freed memory %s", "on" if ok else "refused")
+    return ok

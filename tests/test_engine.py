@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from upscale.color import rgb_to_ycbcr, rgb_to_ycbcr_torch, ycbcr_to_rgb, ycbcr_
 from upscale.engine import EngineOptions, Upscaler
 from upscale.errors import UpscaleError
 from upscale.models import REGISTRY, LoadedModel, ModelSpec, build_model
+from upscale.resize import imresize
 
 # Narrower or shallower networks where the full size would take minutes on two CPU cores; tiling
 # depends on the receptive field and global operations, which these keep.
@@ -240,3 +242,87 @@ def test_cuda_fp16_matches_fp32() -> None:  # pragma: no cover - runs on GPU mac
     a = Upscaler(model, EngineOptions(device="cuda", precision="fp16")).upscale(img)
     b = Upscaler(model, EngineOptions(device="cpu", precision="fp32")).upscale(img)
     assert np.abs(a.astype(int) - b).mean() < 1.0
+
+
+@pytest.mark.parametrize("name", [s.name for s in REGISTRY if s.name != "bicubic"])
+def test_cpu_channels_last_gives_the_nchw_result(name: str) -> None:
+    """The engine runs convolutions in channels_last on the CPU (faster oneDNN kernels); its output
+    stays that of the plain NCHW network, before any clipping or rounding."""
+    spec = REGISTRY.get(name)
+    loaded = build_model(spec, spec.default_scale)
+    up = Upscaler(loaded, EngineOptions(device="cpu", precision="fp32", tile=0))
+    kernels = [p for p in up.module.parameters() if p.ndim == 4]
+    assert kernels and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
+    channels = 1 if spec.colour == "y" else 3
+    size = max(spec.min_size_px, 16)
+    x = torch.rand(1, channels, size, size, generator=torch.Generator().manual_seed(0))
+    x_net = imresize(x, scale=spec.default_scale) if spec.input_kind == "bicubic" else x
+    nchw = loaded.module.float().eval()
+    with torch.inference_mode():
+        want = nchw(x_net * spec.value_range) / spec.value_range
+        got = up._forward_tensor(x, up.module, torch.float32)
+    scale = want.abs().max().item() + 1e-6
+    assert (got - want).abs().max().item() <= 1e-4 * scale
+
+
+def test_cpu_auto_tile_fits_the_memory_at_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ESRGAN x4 on a 1080p frame needs tens of GiB untiled: ``tile='auto'`` on a CPU picks tiles whose
+    estimated working memory fits half of what is available, and leaves frames that fit untiled."""
+    from upscale import engine
+    from upscale.eval.flops import activation_bytes
+
+    spec = REGISTRY.get("esrgan")
+    loaded = build_model(spec, 4)
+    monkeypatch.setattr(engine, "available_memory", lambda: 12 * 2**30)
+    up = Upscaler(loaded, EngineOptions(device="cpu", precision="fp32"))
+    tile = up._auto_tile(1080, 1920)
+    assert 0 < tile < 1080
+    window = tile + 2 * up.tile_pad
+    need = engine.CPU_ESTIMATE_FACTOR * activation_bytes(loaded.module, (1, 3, window, window))
+    assert need <= engine.CPU_MEMORY_SHARE * 12 * 2**30
+    assert up._auto_tile(180, 320) == 0  # a small frame is not cut
+    monkeypatch.setattr(engine, "available_memory", lambda: 2**40)
+    assert Upscaler(loaded, EngineOptions(device="cpu"))._auto_tile(1080, 1920) == 0
+
+
+_RSS_SCRIPT = """
+import sys
+import numpy as np
+from upscale import engine
+from upscale.models import REGISTRY, build_model
+
+def peak_kib():  # VmHWM starts afresh at exec, unlike ru_maxrss, which keeps the parent's
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+
+engine.available_memory = lambda: int(sys.argv[1])
+up = engine.Upscaler(build_model(REGISTRY.get("rlfn"), 4), engine.EngineOptions(device="cpu", precision="fp32"))
+frame = (np.random.default_rng(0).random((768, 768, 3)) * 255).astype(np.uint8)
+before = peak_kib()
+up.upscale(frame)
+print(up.tile_px, peak_kib() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
+def test_cpu_auto_tile_bounds_the_real_peak_memory() -> None:
+    """Measured, not estimated: RLFN x4 on a 768x768 frame grows the process by about 880 MiB untiled;
+    told that 1 GiB is available, the engine tiles and stays within its 512 MiB budget plus the fixed
+    cost of a first forward pass (kernels and caches loaded on first use), well below the untiled run."""
+    import subprocess
+    import sys
+
+    from upscale import engine
+
+    def run(available: int) -> tuple[int, int]:
+        out = subprocess.run(
+            [sys.executable, "-c", _RSS_SCRIPT, str(available)], capture_output=True, text=True, check=True
+        )
+        tile, grown_kib = out.stdout.split()
+        return int(tile), int(grown_kib) * 1024
+
+    untiled_tile, untiled = run(2**40)
+    tiled_tile, tiled = run(2**30)
+    mib = f"untiled {untiled / 2**20:.0f} MiB, tile {tiled_tile}: {tiled / 2**20:.0f} MiB"
+    assert untiled_tile == 0 and 0 < tiled_tile < 768, mib
+    assert tiled <= engine.CPU_MEMORY_SHARE * 2**30 + 256 * 2**20, mib
+    assert tiled < 0.8 * untiled, mib

@@ -10,14 +10,17 @@ fits in ``tile_pad - feather`` the stitched result equals the untiled one.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import itertools
 import logging
 import math
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import cv2
@@ -38,8 +41,12 @@ _OOM = tuple({getattr(torch, "OutOfMemoryError", RuntimeError), torch.cuda.OutOf
 FEATHER_PX = 4
 """Width in input pixels of the cross-fade on each side of a seam (when ``tile_pad`` allows)."""
 MIN_TILE_PX = 32
-CPU_AUTO_TILE_AREA = 1024 * 1024
-"""On the CPU, ``tile='auto'`` leaves frames up to this many input pixels untiled."""
+CPU_MEMORY_SHARE = 0.5
+"""On the CPU, ``tile='auto'`` keeps a frame's estimated working memory within this share of the
+memory available when it starts; frames that fit run untiled."""
+CPU_ESTIMATE_FACTOR = 2.5
+"""Measured peak RSS growth over :func:`~upscale.eval.flops.activation_bytes` through the engine
+(frame buffers, skip connections): 2.3x for RLFN, 0.9x for ESRGAN."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,21 @@ class EngineOptions:
     only costs cache locality."""
     outscale: float | None = None
     """Final scale; the model's output is resized to it. None keeps the model's scale."""
+
+
+def available_memory() -> int:
+    """Bytes of RAM this process can still take: the kernel's MemAvailable, within a cgroup's limit."""
+    avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+    with contextlib.suppress(OSError, ValueError):
+        cgroup = Path("/sys/fs/cgroup")
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            avail = min(avail, int(limit) - int((cgroup / "memory.current").read_text()))
+    return max(avail, 0)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -281,7 +303,7 @@ class Upscaler:
     # ------------------------------------------------------------------ tiling
     def _auto_tile(self, h: int, w: int) -> int:
         if self.device.type != "cuda":
-            return 0 if h * w <= CPU_AUTO_TILE_AREA else 512
+            return self._auto_tile_cpu(h, w)
         free, _ = torch.cuda.mem_get_info(self.device)
         probe = max(MIN_TILE_PX * 2, self.spec.min_size_px)
         torch.cuda.synchronize(self.device)
@@ -294,6 +316,31 @@ class Upscaler:
         side = max(MIN_TILE_PX, min(side, 2048) // 16 * 16)
         log.info("auto tile: %d px (%.0f bytes per input pixel, %.1f GiB free)", side, per_px, free / 2**30)
         return 0 if side >= max(h, w) else side
+
+    def _auto_tile_cpu(self, h: int, w: int) -> int:
+        """Untiled when the frame's estimated memory fits the budget, else the largest tile that does: a
+        CPU has no out-of-memory error to recover from, only the kernel's OOM killer."""
+        from .eval.flops import activation_bytes
+
+        unit = self.model_scale if self.spec.input_kind == "bicubic" else 1
+        probe = max(64, self.spec.min_size_px)
+        shape = (self.batch_size, self._in_channels(), probe * unit, probe * unit)
+        itemsize = torch.finfo(self.dtype).bits // 8
+        per_px = CPU_ESTIMATE_FACTOR * activation_bytes(self.module, shape) * itemsize / 4 / (probe * probe)
+        budget = CPU_MEMORY_SHARE * available_memory()
+        if h * w * per_px <= budget:
+            return 0
+        # The whole frame's planes stay in memory while it is tiled: input, output and the final image.
+        frame = 4 * self._in_channels() * h * w * (1 + 2 * self.model_scale**2)
+        side = int(math.sqrt(max(budget - frame, 0) / per_px)) - 2 * self.tile_pad
+        side = max(MIN_TILE_PX, min(side, 2048) // 16 * 16)
+        log.info(
+            "auto tile: %d px (about %.0f bytes per input pixel, %.1f GiB available)",
+            side,
+            per_px,
+            budget / 2**30 / CPU_MEMORY_SHARE,
+        )
+        return side
 
     def _in_channels(self) -> int:
         return 1 if self.spec.colour == "y" else 3

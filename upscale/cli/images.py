@@ -214,10 +214,11 @@ def _stdio(
     up = build_upscaler(**engine)  # type: ignore[arg-type]
     try:
         result = pic.map(up.upscale)
-    except UpscaleError as exc:
+        if output is not None:
+            write_picture(output, result, quality=quality, strip_metadata=strip_metadata)
+            return
+        data = encode_picture(result, suffix, quality=quality, strip_metadata=strip_metadata)
+    except UpscaleError as exc:  # e.g. an animation asked for as JPEG
         raise click.ClickException(f"{name}: {exc}") from None
-    if output is not None:
-        write_picture(output, result, quality=quality, strip_metadata=strip_metadata)
-        return
-    sys.stdout.buffer.write(encode_picture(result, suffix, quality=quality, strip_metadata=strip_metadata))
+    sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["count_macs"]
+__all__ = ["activation_bytes", "count_macs"]
 
 
 def _conv_macs(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
@@ -62,3 +62,30 @@ def count_macs(module: nn.Module, input_shape: tuple[int, ...], *, on_meta: bool
         except (NotImplementedError, RuntimeError):
             pass
     return run("cpu")
+
+
+def activation_bytes(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Bytes of float32 activations live at the most demanding layer of ``module(x)`` for an ``x`` of
+    ``input_shape``: that layer's input and output plus the largest activation of the pass, which a skip
+    connection may keep alive. Shapes only (``meta`` device); a lower bound on what a real pass holds.
+    """
+    widest = 0
+    largest = 0
+
+    def hook(mod: nn.Module, inputs: tuple[torch.Tensor, ...], output: object) -> None:
+        nonlocal widest, largest
+        outs = [output] if isinstance(output, torch.Tensor) else []
+        sizes = [t.numel() for t in (*inputs, *outs) if isinstance(t, torch.Tensor)]
+        widest = max(widest, sum(sizes))
+        largest = max(largest, *sizes, 0)
+
+    clone = copy.deepcopy(module).to(device="meta", dtype=torch.float32).eval()
+    leaves = [m for m in clone.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.inference_mode():
+            clone(torch.zeros(input_shape, device="meta"))
+    finally:
+        for h in handles:
+            h.remove()
+    return 4 * (widest + largest)

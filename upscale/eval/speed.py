@@ -94,6 +94,11 @@ def peak_memory_bytes(device: torch.device) -> tuple[int | None, str]:
     """CUDA: peak tensor memory since the last reset. Elsewhere: the process's peak resident set."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device)), "cuda max_memory_allocated"
+    try:  # Linux: this process's own high-water mark (ru_maxrss keeps a parent's from before exec)
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:")), "process peak RSS"
+    except (OSError, StopIteration):
+        pass
     try:
         import resource
     except ImportError:  # Windows

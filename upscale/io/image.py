@@ -13,6 +13,7 @@ so the type's minimum is 0 (int8 to uint8, int16 to uint16), 32-bit integers kee
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,7 +24,7 @@ from PIL import Image
 
 from ..errors import BadMediaError
 from .files import atomic_output
-from .metadata import Metadata, embed_metadata, orient, output_exif, read_metadata
+from .metadata import Metadata, embed_metadata, icc_for, orient, output_exif, read_metadata, tiff_stored_order
 
 # OpenCV's own warnings would duplicate our one-line errors.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
@@ -46,6 +47,8 @@ _ANIMATED_FORMATS = {"GIF", "PNG", "WEBP"}
 _PILLOW_SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "GIF": ".gif"}
 _PILLOW_SUFFIX |= {"TIFF": ".tif", "BMP": ".bmp", "PPM": ".ppm"}
 _SAVE_FORMAT = {".gif": "GIF", ".png": "PNG", ".apng": "PNG", ".webp": "WEBP"}
+_METADATA_SUFFIXES = frozenset({".png", ".apng", ".jpg", ".jpeg", ".webp"})
+"""Output formats the ICC profile and EXIF are written into."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ def decode_picture(data: bytes, name: str = "<stdin>") -> Picture:
         raise BadMediaError(f"{name}: empty file")
     pil = _open_pillow(data)
     meta = read_metadata(pil) if pil is not None else Metadata()
+    if pil is not None and pil.format == "TIFF" and meta.orientation != 1:
+        data = tiff_stored_order(data)
+        pil = _open_pillow(data)
     if pil is not None and pil.format in _ANIMATED_FORMATS and getattr(pil, "n_frames", 1) > 1:
         frames, durations, loop = _read_animation(pil, name)
         return Picture([orient(f, meta.orientation) for f in frames], durations, loop, meta)
@@ -139,7 +145,9 @@ def content_suffix(data: bytes) -> str:
 def _open_pillow(data: bytes) -> Image.Image | None:
     """The image with its headers parsed (pixels are decoded on demand), or None if Pillow cannot."""
     try:
-        return Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():  # a JPEG's broken EXIF: read_metadata copes with it
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(data))
     except Exception:  # noqa: BLE001 - Pillow's plugins raise many types on data they do not know
         return None
 
@@ -227,18 +235,33 @@ def _to_8bit(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
+def _on_off_alpha(arr: np.ndarray) -> np.ndarray:
+    """Alpha rounded to 0 or 255 for GIF, which has no partial transparency (Pillow would make every pixel
+    that is not fully transparent opaque, a fringe around upscaled edges)."""
+    if arr.ndim != 3 or arr.shape[2] != 4:
+        return arr
+    out = arr.copy()
+    out[..., 3] = np.where(arr[..., 3] >= 128, 255, 0)
+    return out
+
+
+def _on_white(rgba: np.ndarray) -> np.ndarray:
+    """8-bit RGBA composited onto white, as viewers show it on a page: what transparent pixels hide is
+    not meant to be seen (upscaled, it is often black or noise)."""
+    rgb, alpha = rgba[..., :3].astype(np.uint32), rgba[..., 3:].astype(np.uint32)
+    return ((rgb * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+
+
 def encode_image(img: np.ndarray, suffix: str, *, quality: int | None = None) -> bytes:
-    """Encode to the format of ``suffix``; JPEG gets 8 bits and no alpha."""
+    """Encode to the format of ``suffix``; JPEG gets 8 bits, and alpha flattened onto white."""
     suffix = suffix.lower()
     if suffix in (".gif", ".apng"):
         return _encode_with_pillow(Picture([img]), suffix, quality=quality, metadata=Metadata())
     arr = img
     if suffix in (".jpg", ".jpeg"):
+        arr = _to_8bit(arr)
         if arr.ndim == 3 and arr.shape[2] == 4:
-            arr = arr[..., :3]
-        if arr.dtype == np.uint16:
-            arr = (arr.astype(np.uint32) * 255 + 32767) // 65535
-            arr = arr.astype(np.uint8)
+            arr = _on_white(arr)
     elif suffix == ".webp" and arr.dtype == np.uint16:
         arr = ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     if arr.ndim == 3 and arr.shape[2] == 3:
@@ -265,20 +288,23 @@ def encode_picture(pic: Picture, suffix: str, *, quality: int | None = None, str
     suffix = suffix.lower()
     meta = Metadata() if strip_metadata else pic.metadata
     h, w = pic.frames[0].shape[:2]
+    animated = pic.animated or suffix in (".gif", ".apng")
+    if animated and suffix not in ANIMATED_SUFFIXES:
+        raise BadMediaError(
+            f"an animation of {len(pic.frames)} frames cannot be written as {suffix}; write .png, .gif or .webp"
+        )
     exif = output_exif(meta.exif, w, h)
-    if pic.animated or suffix in (".gif", ".apng"):
-        if suffix not in ANIMATED_SUFFIXES:
-            raise BadMediaError(
-                f"an animation of {len(pic.frames)} frames cannot be written as {suffix}; write .png, .gif or .webp"
-            )
-        return _encode_with_pillow(pic, suffix, quality=quality, metadata=Metadata(meta.icc, exif))
+    colour = pic.frames[0].ndim == 3 or suffix == ".webp"  # WebP holds no grey
+    icc = icc_for(meta.icc, colour=colour) if suffix in _METADATA_SUFFIXES else None
+    if animated:
+        return _encode_with_pillow(pic, suffix, quality=quality, metadata=Metadata(icc, exif))
     data = encode_image(pic.frames[0], suffix, quality=quality)
-    return embed_metadata(data, suffix, icc=meta.icc, exif=exif, size=(w, h))
+    return embed_metadata(data, suffix, icc=icc, exif=exif, size=(w, h))
 
 
 def _encode_with_pillow(pic: Picture, suffix: str, *, quality: int | None, metadata: Metadata) -> bytes:
     fmt = _SAVE_FORMAT[suffix]
-    frames = [Image.fromarray(_to_8bit(f)) for f in pic.frames]
+    frames = [Image.fromarray(_on_off_alpha(_to_8bit(f)) if fmt == "GIF" else _to_8bit(f)) for f in pic.frames]
     options: dict[str, object] = {}
     if len(frames) > 1:
         options |= {"save_all": True, "append_images": frames[1:], "duration": pic.durations_ms or 100}

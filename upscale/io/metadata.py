@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import ExifTags, Image
 
-__all__ = ["Metadata", "embed_metadata", "orient", "output_exif", "read_metadata"]
+__all__ = ["Metadata", "embed_metadata", "icc_for", "orient", "output_exif", "read_metadata", "tiff_stored_order"]
 
 log = logging.getLogger("upscale")
 
@@ -41,11 +42,13 @@ class Metadata:
 def read_metadata(img: Image.Image) -> Metadata:
     """The metadata of an opened (not necessarily decoded) Pillow image."""
     icc = img.info.get("icc_profile") or None
-    exif = img.info.get("exif") or None
     try:
-        orientation = int(img.getexif().get(_ORIENTATION, 1))
+        with warnings.catch_warnings():  # Pillow warns about broken tags; they are handled here
+            warnings.simplefilter("ignore")
+            orientation = int(img.getexif().get(_ORIENTATION, 1))
     except Exception:  # noqa: BLE001 - a broken tag block leaves the pixels as stored
         orientation = 1
+    exif = img.info.get("exif") or None  # after getexif(): a PNG's eXIf after the pixels is found only then
     return Metadata(icc, exif, orientation if 1 <= orientation <= 8 else 1)
 
 
@@ -68,6 +71,27 @@ def orient(arr: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def tiff_stored_order(data: bytes) -> bytes:
+    """A TIFF's bytes with the first page's Orientation set to 1, so that every decoder gives the pixels
+    as stored (OpenCV and Pillow turn them upright or not depending on their version), for
+    :func:`orient` to turn once. Other data (BigTIFF, no such tag) is returned as it is."""
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    try:
+        if order is None or struct.unpack_from(order + "H", data, 2)[0] != 42:
+            return data
+        ifd = struct.unpack_from(order + "I", data, 4)[0]
+        for n in range(struct.unpack_from(order + "H", data, ifd)[0]):
+            at = ifd + 2 + 12 * n
+            tag, kind = struct.unpack_from(order + "HH", data, at)
+            if tag == _ORIENTATION and kind == 3:  # SHORT: the value is in the entry itself
+                out = bytearray(data)
+                struct.pack_into(order + "H", out, at + 8, 1)
+                return bytes(out)
+    except struct.error:  # a broken header: the decoders report it
+        pass
+    return data
+
+
 def output_exif(exif: bytes | None, width: int, height: int) -> bytes | None:
     """EXIF for an upright output of ``width``×``height``: as TIFF bytes, without the orientation tag and
     the thumbnail (IFD1), with PixelXDimension/PixelYDimension set when the Exif IFD is present."""
@@ -75,16 +99,32 @@ def output_exif(exif: bytes | None, width: int, height: int) -> bytes | None:
         return None
     tags = Image.Exif()
     try:
-        tags.load(exif)
-        tags.pop(_ORIENTATION, None)
-        ifd = tags.get_ifd(ExifTags.IFD.Exif)
-        if ifd:
-            ifd[_PIXEL_X], ifd[_PIXEL_Y] = width, height
-        data = tags.tobytes()  # IFD0 with the Exif and GPS IFDs; never IFD1
+        with warnings.catch_warnings():  # Pillow warns about broken tags; what it could read is kept
+            warnings.simplefilter("ignore")
+            tags.load(exif)
+            tags.pop(_ORIENTATION, None)
+            ifd = tags.get_ifd(ExifTags.IFD.Exif)
+            if ifd:
+                ifd[_PIXEL_X], ifd[_PIXEL_Y] = width, height
+            data = tags.tobytes()  # IFD0 with the Exif and GPS IFDs; never IFD1
     except Exception as exc:  # noqa: BLE001 - unreadable EXIF is dropped, the image is still written
         log.warning("EXIF not copied: %s", exc)
         return None
     return data.removeprefix(_EXIF_HEADER)
+
+
+def icc_for(icc: bytes | None, *, colour: bool) -> bytes | None:
+    """``icc`` unless reading or writing changed the colour space it describes, else None with a warning:
+    CMYK inputs become RGB, and grey ones RGB in WebP (or RGBA with alpha), and a CMYK or grey profile on
+    RGB pixels makes colour-managed viewers misread them. RGB profiles are kept on grey as the input had them."""
+    if not icc:
+        return None
+    space = icc[16:20]
+    if space == b"RGB " or (space == b"GRAY" and not colour):
+        return icc
+    found = space.decode("latin-1").strip() or "unknown"
+    log.warning("ICC profile not copied: it is for %s pixels, the output's are %s", found, "RGB" if colour else "grey")
+    return None
 
 
 def embed_metadata(data: bytes, suffix: str, *, icc: bytes | None, exif: bytes | None, size: tuple[int, int]) -> bytes:

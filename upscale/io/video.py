@@ -55,6 +55,8 @@ _CHAPTER_FORMATS = frozenset(["matroska", "webm", "mp4", "mov", "ipod", "nut"])
 """Muxers that write chapters."""
 _STRIP_METADATA = {"encoder", "major_brand", "minor_version", "compatible_brands"}
 """Container tags the muxer writes itself."""
+_TRACK_TAGS = {"name": "title"}
+"""Stream tags as demuxers read them -> as muxers write them (mp4/mov read a track's title back as "name")."""
 
 
 def container_for(path: Path, container: str | None) -> str:
@@ -305,7 +307,10 @@ class VideoReader:
         if packet.pts is None:
             return False
         t = float(packet.pts * packet.time_base)
-        if t < self.start_s or (self.end_s is not None and t >= self.end_s):
+        if packet.stream.type == "subtitle" and packet.pts < offset < packet.pts + (packet.duration or 0):
+            packet.duration -= offset - packet.pts  # a cue on screen at --start shows from the output's start
+            packet.pts = packet.dts = offset
+        elif t < self.start_s or (self.end_s is not None and t >= self.end_s):
             return False
         packet.pts -= offset
         if packet.dts is not None:
@@ -603,7 +608,7 @@ class VideoWriter:
             out.disposition = src.disposition
             for key, value in src.metadata.items():
                 if key.lower() not in ("handler_name", "vendor_id", "encoder"):
-                    out.metadata[key] = value
+                    out.metadata[_TRACK_TAGS.get(key, key)] = value
 
     def _attachments(self, sources: list[av.stream.Stream], format_name: str) -> None:
         """Fonts and other files of Matroska inputs; only Matroska holds them."""

@@ -7,6 +7,10 @@ precision. The manifest's scores are those of the stored fp16 file, so anyone ca
 
     python examples/bundle_weights.py runs/rlfn_x4 --bench ../shared/data/bench/Set5 ../shared/data/bench/Set14 \
         --data-note "T91 + BSD200"
+
+Weights trained in stages (a run started with ``--init`` from another run's result) name the earlier
+runs with ``--after``, in order: the manifest then gives each stage's command, and the iterations and
+training time of all of them.
 """
 
 from __future__ import annotations
@@ -52,11 +56,25 @@ def command_line(cfg: dict) -> str:
     parts += ["--iters", str(r["iters"]), "--batch-size", str(r["batch_size"]), "--patch", str(r["patch"])]
     parts += ["--lr", f"{r['lr']:g}", "--seed", str(cfg["seed"]), "--precision", cfg["precision"]]
     if cfg.get("init"):
-        parts += ["--init", Path(cfg["init"]).name]
+        init = Path(cfg["init"])  # a previous run's result or a bundled file, as given; never a machine path
+        parts += ["--init", init.as_posix() if not init.is_absolute() else "/".join(init.parts[-3:])]
     for k, v in (cfg.get("arch") or {}).items():
         parts += ["--arch", f"{k}={v}"]
     parts += ["--out", "runs/" + Path(cfg["out"]).name]
     return " ".join(parts)
+
+
+def stage(run: Path) -> dict:
+    """One training run: its command, iterations and training time."""
+    cfg = json.loads((run / "config.json").read_text())
+    with safe_open(str(run / "final.safetensors"), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+    return {
+        "command": command_line(cfg),
+        "iterations": int(meta["iterations"]),
+        "wall_time_s": int(float(meta.get("seconds", 0))),
+        "lr": cfg["recipe"]["lr"],
+    }
 
 
 def evaluate(model: str, weights: Path, bench: list[str]) -> dict:
@@ -76,6 +94,7 @@ def main() -> None:
     p.add_argument(
         "--extra-seconds", type=float, default=0.0, help="training time of sessions the checkpoint did not count"
     )
+    p.add_argument("--after", type=Path, nargs="*", default=[], help="earlier stages' run folders, in order")
     p.add_argument("--out", type=Path, default=WEIGHTS)
     args = p.parse_args()
 
@@ -84,10 +103,13 @@ def main() -> None:
     with safe_open(str(final), framework="pt") as f:
         meta = dict(f.metadata() or {})
     model, scale = meta["model"], int(meta["scale"])
+    stages = [*(stage(run) for run in args.after), stage(args.run)]
+    iterations = sum(st["iterations"] for st in stages)
+    seconds = sum(st["wall_time_s"] for st in stages) + args.extra_seconds
     name = f"{model}_x{scale}.safetensors"
     dest = args.out / name
     tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(final)).items()}
-    save_file(tensors, str(dest), metadata={**meta, "storage": "fp16"})
+    save_file(tensors, str(dest), metadata={**meta, "iterations": str(iterations), "storage": "fp16"})
     dest.chmod(0o644)
     results = evaluate(model, dest, args.bench)
     datasets = results["datasets"] if isinstance(results, dict) and "datasets" in results else results
@@ -103,10 +125,10 @@ def main() -> None:
         "scale": scale,
         "params": sum(v.numel() for v in tensors.values() if v.is_floating_point()),
         "recipe": cfg["recipe"],
-        "command": command_line(cfg),
+        "command": " ; then ".join(st["command"] for st in stages),
         "data": args.data_note,
-        "iterations": int(meta["iterations"]),
-        "wall_time_s": int(float(meta.get("seconds", 0)) + args.extra_seconds),
+        "iterations": iterations,
+        "wall_time_s": int(seconds),
         "machine": f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "precision": meta.get("precision", cfg["precision"]),
         "storage": "fp16",
@@ -114,6 +136,8 @@ def main() -> None:
         "bicubic": bicubic,
         "note": args.note,
     }
+    if len(stages) > 1:
+        entry["stages"] = stages
     manifest_path = args.out / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["weights"] = [e for e in manifest["weights"] if e["file"] != name] + [entry]

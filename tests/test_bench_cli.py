@@ -107,7 +107,7 @@ def test_bad_options_are_usage_errors() -> None:
     both = run("bench", "rlfn", "--random-weights", "--weights", "x.pth", "--size", "16x16")
     assert both.exit_code == 2 and "exclude each other" in both.stderr
     unknown = run("bench", "nosuchnet", "--size", "16x16")
-    assert unknown.exit_code == 1 and "unknown model" in unknown.stderr
+    assert unknown.exit_code == 2 and "unknown model" in unknown.stderr
 
 
 @pytest.mark.parametrize("name", ["srcnn", "rlfn", "srresnet", "perceptual"])

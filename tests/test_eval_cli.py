@@ -172,7 +172,7 @@ def test_model_scale_mismatch_is_a_one_line_error(hr_dir: Path, tmp_path: Path) 
     assert result.exit_code == 1
     assert "x2, not x4" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     unknown = run("eval", "nosuchnet", "-d", str(hr_dir))
-    assert unknown.exit_code == 1 and "unknown model 'nosuchnet'" in unknown.stderr
+    assert unknown.exit_code == 2 and "unknown model 'nosuchnet'" in unknown.stderr
 
 
 def test_save_refuses_the_input_folder(hr_dir: Path) -> None:

@@ -6,6 +6,7 @@ import io
 import shutil
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -171,3 +172,31 @@ def test_ffmpeg_pipe_both_ways(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr.decode()
     b = probe(dst)
     assert (b.width, b.height, len(b.times)) == (128, 96, 6)
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["y4m", "raw"])
+def test_reader_gone_while_the_producer_idles_exits_at_once(raw: bool) -> None:
+    """The consumer closes its end (``| head -c 100``) while the producer keeps stdin open and sends
+    nothing more: the command stops at once with its one-line error instead of waiting for input."""
+    data, _ = y4m_stream(n=6)
+    args = ["pipe", "-m", "bicubic", "-s", "2", "-q"]
+    if raw:
+        frame = np.zeros((32, 48, 3), np.uint8).tobytes()
+        data, args = frame * 6, [*args, "--raw", "48x32", "--pix-fmt", "rgb24"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "upscale", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(data)
+    proc.stdin.flush()  # and the producer stays silent, stdin open
+    assert len(proc.stdout.read(100)) == 100
+    proc.stdout.close()
+    closed = time.monotonic()
+    try:
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert code == 1
+    assert time.monotonic() - closed < 5  # not held up by the read that never returns
+    assert "closed the pipe" in proc.stderr.read().decode()

@@ -1,5 +1,5 @@
-"""Commands that only print stay light: ``upscale --help`` and ``upscale weights list`` import no torch,
-and the command list in the help is each command's own summary."""
+"""Commands that only print stay light: ``upscale --help``, ``upscale models`` and ``upscale weights list``
+import no torch, and the command list in the help is each command's own summary."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def imported_modules(*args: str) -> set[str]:
     return {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
 
 
-@pytest.mark.parametrize("args", [("--help",), ("weights", "list")])
+@pytest.mark.parametrize("args", [("--help",), ("weights", "list"), ("models",)])
 def test_listing_commands_do_not_import_torch(args: tuple[str, ...]) -> None:
     modules = imported_modules(*args)
     assert "click" in modules  # the import log was read

@@ -21,8 +21,8 @@ from upscale.io.streaming import VideoOptions, upscale_video
 from upscale.io.video import EncodeSettings, VideoWriter
 from upscale.io.yuv import resize_chroma
 from upscale.models import REGISTRY, build_model
-from upscale.models.bicubic import Bicubic
 from upscale.models.loading import LoadedModel
+from upscale.models.nets.bicubic import Bicubic
 from upscale.models.registry import ModelSpec
 from upscale.resize import imresize_np
 

@@ -13,8 +13,9 @@ from tests.models.checks import assert_half_close_to_float32, assert_tile_matche
 from upscale.color import rgb_to_y
 from upscale.errors import WeightsError
 from upscale.models import load_model
-from upscale.models.drcn import DRCN, DRCN_SPEC
-from upscale.models.srcnn import SRCNN
+from upscale.models.drcn import DRCN_SPEC
+from upscale.models.nets.drcn import DRCN
+from upscale.models.nets.srcnn import SRCNN
 from upscale.resize import imresize
 
 

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from upscale.errors import WeightsError
 from upscale.models import REGISTRY, build_model, load_model, read_state_dict
-from upscale.models.drn import DRN, DRN_L_SPEC, DRN_S_SPEC, RGB_MEAN, build_dual_models, load_dual_models
+from upscale.models.drn import DRN_L_SPEC, DRN_S_SPEC
+from upscale.models.nets.drn import DRN, RGB_MEAN, build_dual_models, load_dual_models
 
 # (variant, scale): (F, B, primal params incl. MeanShift, state-dict keys, params per dual) from MODELS.md §7.
 PUBLISHED = {

@@ -11,8 +11,9 @@ import torch.nn.functional as F
 
 from upscale.errors import WeightsError
 from upscale.models import REGISTRY, load_model, read_state_dict
-from upscale.models.esrgan import ESRGAN_SPEC, RRDBNet, convert, hparams_from
-from upscale.models.rlfn import RLFN
+from upscale.models.esrgan import ESRGAN_SPEC, convert, hparams_from
+from upscale.models.nets.esrgan import RRDBNet
+from upscale.models.nets.rlfn import RLFN
 from upscale.train.networks import VGG19_LAYERS, VGG19FeatureExtractor, VGGStyleDiscriminator
 
 

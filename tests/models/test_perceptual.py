@@ -12,8 +12,9 @@ from tests.conftest import photo
 from tests.models.checks import assert_half_close_to_float32, assert_tile_matches_whole
 from upscale.errors import UnsupportedScaleError, WeightsError
 from upscale.models import load_model
-from upscale.models.perceptual import PERCEPTUAL_SPEC, PerceptualSR
-from upscale.models.srcnn import SRCNN
+from upscale.models.nets.perceptual import PerceptualSR
+from upscale.models.nets.srcnn import SRCNN
+from upscale.models.perceptual import PERCEPTUAL_SPEC
 
 
 def _saved(folder: Path, net: torch.nn.Module) -> Path:

@@ -15,8 +15,9 @@ from tests.models.checks import assert_half_close_to_float32, assert_tile_matche
 from upscale.color import rgb_to_y
 from upscale.errors import WeightsError
 from upscale.models import REGISTRY, load_model, read_state_dict
-from upscale.models.rlfn import RLFN
-from upscale.models.srcnn import SRCNN, SRCNN_SPEC, convert, hparams_from
+from upscale.models.nets.rlfn import RLFN
+from upscale.models.nets.srcnn import SRCNN
+from upscale.models.srcnn import SRCNN_SPEC, convert, hparams_from
 from upscale.resize import imresize, imresize_np
 
 MAT = "official-weights/srcnn_v1_915/x{}.mat"

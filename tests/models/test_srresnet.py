@@ -12,8 +12,9 @@ from tests.conftest import photo
 from tests.models.checks import assert_half_close_to_float32, assert_tile_matches_whole
 from upscale.errors import WeightsError
 from upscale.models import REGISTRY, load_model
-from upscale.models.srcnn import SRCNN
-from upscale.models.srresnet import MSRRESNET_SPEC, SRRESNET_SPEC, Discriminator, MSRResNet, SRResNet
+from upscale.models.nets.srcnn import SRCNN
+from upscale.models.nets.srresnet import Discriminator, MSRResNet, SRResNet
+from upscale.models.srresnet import MSRRESNET_SPEC, SRRESNET_SPEC
 
 
 def _num_params(net: torch.nn.Module) -> int:
@@ -77,14 +78,14 @@ def test_discriminator_size_and_output() -> None:
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_output_shape_per_scale(name: str, scale: int) -> None:
     spec = REGISTRY.get(name)
-    net = spec.build(scale=scale, num_features=8, num_blocks=1).eval()
+    net = spec.network(scale=scale, num_features=8, num_blocks=1).eval()
     with torch.no_grad():
         out = net(torch.rand(2, 3, 5, 7))
     assert out.shape == (2, 3, 5 * scale, 7 * scale)
 
 
 def test_srgan_is_the_srresnet_generator() -> None:
-    assert REGISTRY.get("srgan").build is SRResNet is REGISTRY.get("srresnet").build
+    assert REGISTRY.get("srgan").network is SRResNet is REGISTRY.get("srresnet").network
 
 
 # --- loading ----------------------------------------------------------------------------------

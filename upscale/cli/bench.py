@@ -14,7 +14,7 @@ from ..engine import EngineOptions, Upscaler, pick_device
 from ..errors import UpscaleError, WeightsError
 from ..eval.speed import SpeedResult, measure, supported_precisions, synthetic_frames
 from ..models import REGISTRY, LoadedModel, build_model
-from .common import device_options, load_announced, weights_options
+from .common import device_options, known_model, load_announced, weights_options
 from .console import verbosity_options
 
 log = logging.getLogger("upscale")
@@ -108,7 +108,7 @@ def _compare_table(results: list[SpeedResult]) -> str:
 
 
 @click.command()
-@click.argument("model")
+@click.argument("model", callback=known_model)
 @weights_options
 @click.option("--random-weights", is_flag=True, help="Time an untrained network (also used when no weights exist).")
 @click.option("--size", type=SizeParam(), default="640x360", show_default=True, help="Input frame size, WxH.")

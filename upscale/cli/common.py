@@ -48,7 +48,7 @@ class DeviceParam(click.ParamType):
         return str(value)
 
 
-def _known_model(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def known_model(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``-m`` callback: an unknown name is a usage error that lists the known ones."""
     if value is not None and value not in REGISTRY:
         raise click.BadParameter(f"unknown model '{value}'; known models: {', '.join(REGISTRY.names())}")
@@ -96,7 +96,7 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "--model",
         default=None,
         metavar="NAME",
-        callback=_known_model,
+        callback=known_model,
         help=f"Model ({', '.join(REGISTRY.names())}). Default: the best with bundled weights.",
     )
     return model(weights_options(func))

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from ..errors import UpscaleError
 from ..eval.protocol import DatasetResult, Protocol, evaluate_dataset, list_images
-from .common import build_upscaler, device_options, weights_options
+from .common import build_upscaler, device_options, known_model, weights_options
 from .console import error_line, verbosity_options
 
 log = logging.getLogger("upscale")
@@ -60,7 +60,7 @@ def _summary(results: list[DatasetResult]) -> str:
 
 
 @click.command(name="eval")
-@click.argument("model")
+@click.argument("model", callback=known_model)
 @click.option(
     "-d",
     "--data",

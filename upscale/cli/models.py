@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from .. import hub
-from ..models import REGISTRY, ModelSpec, WeightsChoice, build_model, default_model_name, default_weights
+from ..models import REGISTRY, ModelSpec, WeightsChoice, default_model_name, default_weights
 from ..models.bundled import bundled_weights
 
 
@@ -42,7 +42,6 @@ def model_rows() -> list[dict[str, object]]:
         bundled.setdefault(b.model, []).append(f"x{b.scale}")
     rows = []
     for spec in REGISTRY:
-        net = build_model(spec, spec.default_scale)
         scales = ", ".join(f"x{s}" for s in spec.scales) + ("+" if spec.any_scale else "")
         choices = weights_by_scale(spec)
         default = default_weights(spec, None)
@@ -52,7 +51,7 @@ def model_rows() -> list[dict[str, object]]:
                 "scales": scales,
                 "colour": spec.colour.upper() if spec.colour == "y" else "RGB",
                 "input": "LR" if spec.input_kind == "lr" else "bicubic-up",
-                "params": net.num_params,
+                "params": spec.params[spec.default_scale],  # declared, so no network is built
                 "params_at": f"x{spec.default_scale}",
                 "bundled": ", ".join(sorted(bundled.get(spec.name, []))) or ("-" if spec.needs_weights else "n/a"),
                 "weights": weights_text(spec, choices),

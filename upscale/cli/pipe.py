@@ -7,6 +7,7 @@ Only frames go to stdout; messages and progress go to stderr.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
@@ -95,7 +96,7 @@ def pipe(
 
     The output has the input's sampling, bit depth, frame rate and range; the size is multiplied by the scale.
     """
-    src, out = sys.stdin.buffer, sys.stdout.buffer
+    src, out = _unbuffered_stdin(), sys.stdout.buffer
     if src.isatty():
         raise click.UsageError("pipe reads frames on stdin, e.g. ffmpeg -i in.mp4 -f yuv4mpegpipe - | upscale pipe")
     if out.isatty():
@@ -146,3 +147,12 @@ def _silence_stdout(out: BinaryIO) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, out.fileno())
     os.close(devnull)
+
+
+def _unbuffered_stdin() -> BinaryIO:
+    """stdin without Python's buffer: a read left waiting on an idle producer when the command stops then
+    holds no lock for the interpreter's shutdown to wait for (a buffered reader's aborts the process)."""
+    try:
+        return open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+    except (AttributeError, OSError, io.UnsupportedOperation):  # an in-memory stdin (tests, embedding)
+        return sys.stdin.buffer

@@ -53,8 +53,13 @@ class Pipeline:
         source: Iterator[A] | None = None,
         *,
         name: str = "stage",
+        wait: bool = True,
     ) -> Iterator[B]:
-        """Run ``work`` (an iterable, or a function of ``source``) on a new thread; iterate its items here."""
+        """Run ``work`` (an iterable, or a function of ``source``) on a new thread; iterate its items here.
+
+        ``wait=False`` is for a stage that blocks only on reading a pipe, which may never deliver again
+        (an idle producer): stopping does not wait for it, and nothing native runs in it to abort on exit.
+        """
         q: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=self.depth)
 
         def target() -> None:
@@ -70,7 +75,8 @@ class Pipeline:
                     self._put(q, (_ERROR, exc))
 
         thread = threading.Thread(target=target, name=f"upscale-{name}", daemon=True)
-        self._threads.append(thread)
+        if wait:
+            self._threads.append(thread)
         thread.start()
         return self._drain(q)
 

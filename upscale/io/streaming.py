@@ -256,7 +256,7 @@ def upscale_y4m(
 
     written = 0
     with Pipeline(queue_depth) as pipe:
-        stage = pipe.stage(prepare(), name="read")
+        stage = pipe.stage(prepare(), name="read", wait=False)
         stage = pipe.stage(lambda items: _infer(path.run, items), stage, name="infer")
         for planes in pipe.stage(finish, stage, name="convert"):
             writer.write(planes)
@@ -307,7 +307,7 @@ def upscale_raw(
     expected: tuple[int, int] | None = None
     with Pipeline(queue_depth) as pipe:
         for result, _ in pipe.stage(
-            lambda items: _infer(up.upscale_many, items), pipe.stage(read(), name="read"), name="infer"
+            lambda items: _infer(up.upscale_many, items), pipe.stage(read(), name="read", wait=False), name="infer"
         ):
             if expected is None:
                 expected = result.shape[:2]

@@ -1,8 +1,15 @@
-"""The model registry. Adding a model is one module here and one line in ``_SPECS``."""
+"""The model registry. Adding a model is one description module here (its ``ModelSpec`` and state-dict
+functions), its network in ``nets/``, and one line in ``_SPECS``.
+
+Describing the models imports no torch, so ``upscale models`` starts quickly; the loading functions,
+which do, are imported on first use.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import WeightsError
 from .bicubic import BICUBIC_SPEC
@@ -11,7 +18,6 @@ from .defaults import WeightsChoice, default_weights
 from .drcn import DRCN_SPEC
 from .drn import DRN_L_SPEC, DRN_S_SPEC
 from .esrgan import ESRGAN_SPEC
-from .loading import LoadedModel, build_model, model_from_state_dict, read_state_dict, recorded_model, recorded_scale
 from .perceptual import PERCEPTUAL_SPEC
 from .registry import ModelSpec, Registry
 from .rlfn import RLFN_S_SPEC, RLFN_SPEC
@@ -35,6 +41,19 @@ _SPECS = [
 
 REGISTRY = Registry(_SPECS)
 
+# Names of upscale.models.loading (which imports torch), imported on first use.
+_LAZY = ("LoadedModel", "build_model", "model_from_state_dict", "read_state_dict")
+
+if TYPE_CHECKING:
+    from .loading import LoadedModel, build_model, model_from_state_dict, read_state_dict
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(".loading", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "REGISTRY",
     "LoadedModel",
@@ -45,6 +64,7 @@ __all__ = [
     "default_model_name",
     "default_weights",
     "load_model",
+    "model_from_state_dict",
     "model_of_weights",
     "read_state_dict",
 ]
@@ -60,6 +80,8 @@ def default_model_name(registry: Registry = REGISTRY) -> str:
 
 def model_of_weights(weights: str | Path, registry: Registry = REGISTRY) -> str:
     """The architecture a weights file holds: as its metadata records, else detected from its tensors."""
+    from .loading import read_state_dict, recorded_model
+
     path = Path(weights).expanduser()
     if not path.is_file():
         from ..hub import find  # a catalogue name such as ``esrgan-official``
@@ -118,6 +140,8 @@ def load_model(
     when none is given; an official checkpoint is downloaded on first use unless ``offline`` (None: read
     ``UPSCALE_OFFLINE``).
     """
+    from .loading import build_model, model_from_state_dict, read_state_dict, recorded_scale
+
     spec = registry.get(name)
     if scale is not None:
         spec.check_scale(scale)

@@ -130,7 +130,7 @@ def build_model(spec: ModelSpec, scale: int, **hparams: Any) -> LoadedModel:
     """An untrained network (random weights), for training and tests."""
     scale = spec.check_scale(scale)
     kwargs = {**spec.default_hparams, **hparams}
-    return LoadedModel(spec, spec.build(scale=scale, **kwargs).eval(), scale, None)
+    return LoadedModel(spec, spec.network(scale=scale, **kwargs).eval(), scale, None)
 
 
 def model_from_state_dict(
@@ -159,7 +159,7 @@ def model_from_state_dict(
     if scale is None and file_scale is None:
         log.warning("%s: the weights do not record a scale; using x%d (pass --scale)", origin, spec.default_scale)
     final_scale = scale if scale is not None else (file_scale or spec.default_scale)
-    module = spec.build(scale=final_scale, **{**spec.default_hparams, **hp})
+    module = spec.network(scale=final_scale, **{**spec.default_hparams, **hp})
     try:
         result = module.load_state_dict(converted, strict=False)
     except RuntimeError as exc:  # shape mismatch

@@ -7,15 +7,25 @@ its receptive field reaches are all declared here.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from torch import nn
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import DuplicateModelError, UnknownModelError, UnsupportedScaleError
 
+if TYPE_CHECKING:
+    from torch import nn
+
 StateDict = Mapping[str, Any]
+
+
+@cache
+def resolve_network(ref: str) -> Callable[..., nn.Module]:
+    """The callable that ``"package.module:name"`` names, imported on first use."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
@@ -25,8 +35,9 @@ class ModelSpec:
     name: str
     """Lower-case id used on the command line (``rlfn``, ``esrgan``)."""
 
-    build: Callable[..., nn.Module]
-    """``build(scale=s, **hparams)`` returns an untrained network."""
+    build: Callable[..., nn.Module] | str
+    """``build(scale=s, **hparams)`` returns an untrained network; a ``"module:name"`` string names it
+    without importing it (the network modules import torch), and :attr:`network` resolves it."""
 
     scales: tuple[int, ...]
     """Scales the architecture is defined for (the published ones)."""
@@ -81,6 +92,15 @@ class ModelSpec:
 
     needs_weights: bool = True
     """False for parameter-free models such as bicubic."""
+
+    params: Mapping[int, int] = field(default_factory=dict)
+    """Parameters per scale of the network built with ``default_hparams``, for ``upscale models``
+    without building it (a test checks each count against the built network)."""
+
+    @property
+    def network(self) -> Callable[..., nn.Module]:
+        """:attr:`build` as a callable, importing its module if it is named by a string."""
+        return resolve_network(self.build) if isinstance(self.build, str) else self.build
 
     def check_scale(self, scale: int) -> int:
         if scale in self.scales or (self.any_scale and isinstance(scale, int) and scale >= 1):

@@ -16,46 +16,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
-from torch import nn
-
 from .registry import ModelSpec, StateDict
 
 _KEYS = frozenset(f"conv{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias"))
 _MAT_KEYS = ("weights_conv1", "biases_conv1", "weights_conv2", "biases_conv2", "weights_conv3", "biases_conv3")
-
-
-class SRCNN(nn.Module):
-    """SRCNN f1-f2-f3 with n1/n2 filters; input and output are Y in [0, 1] at the output size."""
-
-    def __init__(
-        self,
-        *,
-        scale: int = 3,
-        kernel_sizes: tuple[int, int, int] = (9, 1, 5),
-        n1: int = 64,
-        n2: int = 32,
-    ) -> None:
-        super().__init__()
-        self.scale = scale  # the network itself is scale-free; the caller pre-upsamples by ``scale``
-        f1, f2, f3 = kernel_sizes
-        self.kernel_sizes = (f1, f2, f3)
-        self.conv1 = nn.Conv2d(1, n1, f1, padding=f1 // 2, padding_mode="replicate")
-        self.conv2 = nn.Conv2d(n1, n2, f2, padding=f2 // 2, padding_mode="replicate")
-        self.conv3 = nn.Conv2d(n2, 1, f3, padding=f3 // 2, padding_mode="replicate")
-        self.relu = nn.ReLU(inplace=True)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """The paper's initialisation: weights from N(0, 0.001²), biases zero."""
-        for conv in (self.conv1, self.conv2, self.conv3):
-            nn.init.normal_(conv.weight, mean=0.0, std=1e-3)
-            nn.init.zeros_(conv.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.conv1(x))
-        x = self.relu(self.conv2(x))
-        return self.conv3(x)
 
 
 def _side(taps: int, what: str) -> int:
@@ -72,6 +36,8 @@ def _from_mat(sd: StateDict) -> dict[str, Any]:
     (``imfilter``), so a C-order reshape followed by a transpose of the two spatial axes gives the
     PyTorch kernel with no flip.
     """
+    import torch  # the only step that makes tensors; importing it here keeps this module light
+
     w1 = torch.as_tensor(sd["weights_conv1"], dtype=torch.float64)  # (f1², n1)
     w2 = torch.as_tensor(sd["weights_conv2"], dtype=torch.float64)  # (n1, f2², n2), or (n1, n2) for f2 = 1
     w3 = torch.as_tensor(sd["weights_conv3"], dtype=torch.float64)  # (n2, f3²)
@@ -123,7 +89,7 @@ def hparams_from(sd: StateDict) -> dict[str, Any]:
 
 SRCNN_SPEC = ModelSpec(
     name="srcnn",
-    build=SRCNN,
+    build="upscale.models.nets.srcnn:SRCNN",
     scales=(2, 3, 4),
     title="Image Super-Resolution Using Deep Convolutional Networks (ECCV 2014, TPAMI 2016)",
     colour="y",
@@ -138,4 +104,5 @@ SRCNN_SPEC = ModelSpec(
     detect=detect,
     convert=convert,
     hparams_from=hparams_from,
+    params={2: 8_129, 3: 8_129, 4: 8_129},
 )

@@ -190,7 +190,7 @@ class DRNObjective(Objective):
 
     def __init__(self, recipe: Recipe, spec: ModelSpec, setup: LossSetup, net: nn.Module) -> None:
         super().__init__(recipe, spec, setup)
-        from ..models.drn import build_dual_models
+        from ..models.nets.drn import build_dual_models
 
         self.extra["duals"] = build_dual_models(scale=setup.scale, n_feats=net.head.out_channels)
         self.extra_lr["duals"] = recipe.lr

@@ -124,7 +124,7 @@ def bare_run(
     def go() -> None:
         for b in batches:
             x = b.to(device=device, dtype=dtype, non_blocking=True) if transfers else b
-            if up._channels_last:  # the engine's layout on CUDA, so both use the same kernels
+            if up._channels_last:  # the engine's layout, so both use the same kernels
                 x = x.contiguous(memory_format=torch.channels_last)
             y = module(x * spec.value_range if spec.value_range != 1.0 else x)
             if spec.value_range != 1.0:

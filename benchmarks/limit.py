@@ -19,19 +19,18 @@ import time
 import _harness as h
 import torch
 
-from upscale.engine import EngineOptions, Upscaler, pick_device
+from upscale.engine import DTYPES, EngineOptions, Upscaler, pick_device
 from upscale.eval.flops import count_macs
 from upscale.eval.speed import supported_precisions, synchronize, synthetic_frames
 from upscale.models import REGISTRY, build_model
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-_NAMES = {v: k for k, v in _DTYPES.items()}
+_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
 
 @torch.inference_mode()
 def conv_peak(device: torch.device, precision: str, *, side: int = 256, channels: int = 128, runs: int = 5) -> float:
     """GFLOP/s of a large 3x3 convolution in ``precision``, channels_last: the practical peak."""
-    dtype = _DTYPES[precision]
+    dtype = DTYPES[precision]
     conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(device, dtype).to(memory_format=torch.channels_last)
     x = torch.randn(1, channels, side, side, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
     conv(x)

@@ -19,7 +19,7 @@ import _harness as h
 import cv2
 import torch
 
-from upscale.engine import pick_device
+from upscale.engine import DTYPES, pick_device
 from upscale.eval.speed import supported_precisions, synthetic_frames
 from upscale.models import REGISTRY, build_model
 from upscale.train.data import PatchSampler
@@ -40,7 +40,7 @@ def step_fn(model: str, scale: int, args: argparse.Namespace, data: Path, precis
     sampler = PatchSampler(
         [data], scale=scale, patch=recipe.patch, colour=spec.colour, pre_upsample=spec.input_kind == "bicubic"
     )
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    dtype = None if precision == "fp32" else DTYPES[precision]  # None: no autocast
     layout = torch.channels_last if channels_last else torch.contiguous_format
     it = [0]
 

@@ -64,11 +64,16 @@ def command_line(cfg: dict) -> str:
     return " ".join(parts)
 
 
+def final_metadata(run: Path) -> dict:
+    """The metadata ``upscale train`` wrote into a run's ``final.safetensors``."""
+    with safe_open(str(run / "final.safetensors"), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
 def stage(run: Path) -> dict:
     """One training run: its command, iterations and training time."""
     cfg = json.loads((run / "config.json").read_text())
-    with safe_open(str(run / "final.safetensors"), framework="pt") as f:
-        meta = dict(f.metadata() or {})
+    meta = final_metadata(run)
     return {
         "command": command_line(cfg),
         "iterations": int(meta["iterations"]),
@@ -100,8 +105,7 @@ def main() -> None:
 
     cfg = json.loads((args.run / "config.json").read_text())
     final = args.run / "final.safetensors"
-    with safe_open(str(final), framework="pt") as f:
-        meta = dict(f.metadata() or {})
+    meta = final_metadata(args.run)
     model, scale = meta["model"], int(meta["scale"])
     stages = [*(stage(run) for run in args.after), stage(args.run)]
     iterations = sum(st["iterations"] for st in stages)

@@ -36,7 +36,8 @@ from .resize import imresize
 log = logging.getLogger("upscale.engine")
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+"""``--precision`` name -> torch dtype."""
 _OOM = tuple({getattr(torch, "OutOfMemoryError", RuntimeError), torch.cuda.OutOfMemoryError})
 FEATHER_PX = 4
 """Width in input pixels of the cross-fade on each side of a seam (when ``tile_pad`` allows)."""
@@ -124,9 +125,9 @@ def pick_dtype(
         if device.type == "cpu" and auto_bf16 and supports_bf16 and "bf16" in native_cpu_halves():
             return torch.bfloat16
         return torch.float32
-    if precision not in _DTYPES:
+    if precision not in DTYPES:
         raise UpscaleError(f"unknown precision '{precision}'; use auto, fp32, fp16 or bf16")
-    dtype = _DTYPES[precision]
+    dtype = DTYPES[precision]
     if (dtype is torch.float16 and not supports_half) or (dtype is torch.bfloat16 and not supports_bf16):
         log.warning("the model does not support %s; using fp32", precision)
         return torch.float32

@@ -63,10 +63,9 @@ def expand_inputs(
             visible = sorted(
                 p for p in path.glob("**/*" if recursive else "*") if p.is_file() and not p.name.startswith(".")
             )
-            files = [p for p in visible if p.suffix.lower() in suffixes]
             if ignored is not None:
                 ignored += [p for p in visible if p.suffix.lower() not in suffixes]
-            files = [p for p in files if not is_earlier_output(p, suffixes)]
+            files = [p for p in visible if p.suffix.lower() in suffixes and not is_earlier_output(p, suffixes)]
             if not files:
                 errors.append((item, f"no {noun} in this folder" + ("" if recursive else " (try --recursive)")))
             found += [(p, path) for p in files]

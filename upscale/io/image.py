@@ -96,11 +96,6 @@ def decode_picture(data: bytes, name: str = "<stdin>") -> Picture:
     return Picture([orient(_map_samples(arr), meta.orientation)], metadata=meta)
 
 
-def decode_image(data: bytes, name: str = "<stdin>") -> np.ndarray:
-    """Decode encoded image bytes to upright pixels (an animation's first frame)."""
-    return decode_picture(data, name).frames[0]
-
-
 def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -130,7 +125,7 @@ def output_suffix(src: Path) -> str:
         return suffix
     try:
         with Image.open(src) as img:
-            return _PILLOW_SUFFIX.get(img.format or "", ".png")
+            return _suffix_of(img)
     except Exception:  # noqa: BLE001 - unknown content: reading it reports the error
         return ".png"
 
@@ -138,7 +133,11 @@ def output_suffix(src: Path) -> str:
 def content_suffix(data: bytes) -> str:
     """The suffix of the format encoded ``data`` are in, where it can be written; else ``.png``
     (standard input has no name to go by)."""
-    img = _open_pillow(data)
+    return _suffix_of(_open_pillow(data))
+
+
+def _suffix_of(img: Image.Image | None) -> str:
+    """The writable suffix of an opened image's format; ``.png`` for other formats or no image."""
     return _PILLOW_SUFFIX.get(img.format or "", ".png") if img is not None else ".png"
 
 
@@ -263,7 +262,7 @@ def encode_image(img: np.ndarray, suffix: str, *, quality: int | None = None) ->
         if arr.ndim == 3 and arr.shape[2] == 4:
             arr = _on_white(arr)
     elif suffix == ".webp" and arr.dtype == np.uint16:
-        arr = ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        arr = _to_8bit(arr)
     if arr.ndim == 3 and arr.shape[2] == 3:
         arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
     elif arr.ndim == 3 and arr.shape[2] == 4:

@@ -8,8 +8,8 @@ scaled tanh, so the output stays in the valid pixel range (here ``(tanh + 1) / 2
 
 Upsampling stages. The paper upsamples with 3×3 transposed convolutions of stride 2
 (``upsampler="deconv"``). The default here is ``upsampler="nearest"``: nearest-neighbour ×2 followed
-by a 3×3 convolution of stride 1, the variant this project's specification asks for because it
-avoids the checkerboard artefacts of strided transposed convolutions. Both have the same number of
+by a 3×3 convolution of stride 1, which avoids the checkerboard artefacts of strided transposed
+convolutions. Both have the same number of
 parameters (401,859 at ×4, 438,915 at ×8) but are not weight-compatible, so the two use different
 key names (``up.N.conv`` vs ``up.N.deconv``) and a file says which one it holds.
 

@@ -27,7 +27,7 @@ from torch import distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from ..engine import EngineOptions, Upscaler, pick_device
+from ..engine import DTYPES, EngineOptions, Upscaler, pick_device
 from ..errors import UpscaleError
 from ..eval.protocol import Protocol, evaluate_dataset
 from ..eval.speed import supported_precisions
@@ -40,7 +40,7 @@ from .recipes import Recipe
 
 log = logging.getLogger("upscale.train")
 
-_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+_DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 RESUME_KEYS = ("model", "scale", "degradation")
 """Settings a resumed run must share with the run it continues (besides the recipe's name)."""
 
@@ -103,12 +103,11 @@ def pick_precision(precision: str, device: torch.device) -> torch.dtype:
         if device.type == "cpu" and "bf16" in supported_precisions(device, supports_half=False, supports_bf16=True):
             return torch.bfloat16
         return torch.float32
-    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if precision not in table:
+    if precision not in DTYPES:
         raise UpscaleError(f"unknown precision '{precision}'; use auto, fp32, bf16 or fp16")
-    if table[precision] is torch.float16 and device.type != "cuda":
+    if DTYPES[precision] is torch.float16 and device.type != "cuda":
         raise UpscaleError("fp16 training needs a CUDA device; use bf16 or fp32 on the CPU")
-    return table[precision]
+    return DTYPES[precision]
 
 
 def lr_factor(recipe: Recipe, iteration: int, total: int) -> float:

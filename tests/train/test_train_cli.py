@@ -590,3 +590,9 @@ def test_torchrun_two_processes_match_one(train_dir: Path, tmp_path: Path) -> No
     # Same global batches; only the order of floating-point reductions differs.
     diffs = [float((a[k] - b[k]).abs().max()) for k in a]
     assert max(diffs) < 1e-4, max(diffs)
+
+
+def test_unknown_model_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["train", "nosuchnet", "--data", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "unknown model 'nosuchnet'; known models: " in result.output

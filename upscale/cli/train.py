@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..errors import UpscaleError
+from .common import known_model
 from .console import click_error, verbosity_options
 
 log = logging.getLogger("upscale")
@@ -30,7 +31,7 @@ def _list_recipes() -> None:
 
 
 @click.command(context_settings={"show_default": True})
-@click.argument("model", required=False)
+@click.argument("model", required=False, callback=known_model)
 @click.option(
     "--data", multiple=True, type=click.Path(path_type=Path), help="Folder of HR training images (repeatable)."
 )

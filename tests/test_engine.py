@@ -288,18 +288,19 @@ def test_cpu_auto_tile_fits_the_memory_at_hand(monkeypatch: pytest.MonkeyPatch) 
 _RSS_SCRIPT = """
 import sys
 import numpy as np
+import torch
 from upscale import engine
+from upscale.eval.speed import peak_memory_bytes
 from upscale.models import REGISTRY, build_model
-
-def peak_kib():  # VmHWM starts afresh at exec, unlike ru_maxrss, which keeps the parent's
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 
 engine.available_memory = lambda: int(sys.argv[1])
 up = engine.Upscaler(build_model(REGISTRY.get("rlfn"), 4), engine.EngineOptions(device="cpu", precision="fp32"))
 frame = (np.random.default_rng(0).random((768, 768, 3)) * 255).astype(np.uint8)
-before = peak_kib()
+cpu = torch.device("cpu")
+before, kind = peak_memory_bytes(cpu)
 up.upscale(frame)
-print(up.tile_px, peak_kib() - before)
+assert kind == "process peak RSS"
+print(up.tile_px, peak_memory_bytes(cpu)[0] - before)
 """
 
 
@@ -317,8 +318,8 @@ def test_cpu_auto_tile_bounds_the_real_peak_memory() -> None:
         out = subprocess.run(
             [sys.executable, "-c", _RSS_SCRIPT, str(available)], capture_output=True, text=True, check=True
         )
-        tile, grown_kib = out.stdout.split()
-        return int(tile), int(grown_kib) * 1024
+        tile, grown = out.stdout.split()
+        return int(tile), int(grown)
 
     untiled_tile, untiled = run(2**40)
     tiled_tile, tiled = run(2**30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ from ..errors import BadMediaError, UpscaleError
 from ..io.image import (
     FORMATS,
     IMAGE_SUFFIXES,
+    Picture,
     content_suffix,
     decode_picture,
     encode_picture,
@@ -122,17 +124,14 @@ def images(
             _refuse_terminal()
         data = sys.stdin.buffer.read()
         suffix = content_suffix(data) if fmt == "same" else FORMATS[fmt]
-        _stdio(data, "<stdin>", None if to_stdout else output, suffix, quality, strip_metadata, engine)
+        pic = _decoded(lambda: decode_picture(data, "<stdin>"))
+        _stdio(pic, "<stdin>", None if to_stdout else output, suffix, quality, strip_metadata, engine)
         return
     if to_stdout:
         _refuse_terminal()
         src = _single_input(items, recursive=recursive)
         suffix = output_suffix(src) if fmt == "same" else FORMATS[fmt]
-        try:
-            data = src.read_bytes()
-        except OSError as exc:
-            raise click.ClickException(f"{src}: cannot read ({exc.strerror})") from None
-        _stdio(data, str(src), None, suffix, quality, strip_metadata, engine)
+        _stdio(_decoded(lambda: load_picture(src)), str(src), None, suffix, quality, strip_metadata, engine)
         return
 
     tally = Tally()
@@ -197,8 +196,16 @@ def _single_input(items: list[str], *, recursive: bool) -> Path:
     return found[0][0]
 
 
+def _decoded(read: Callable[[], Picture]) -> Picture:
+    """The picture ``read`` gives, or the one-line error it names."""
+    try:
+        return read()
+    except BadMediaError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _stdio(
-    data: bytes,
+    pic: Picture,
     name: str,
     output: Path | None,
     suffix: str,
@@ -206,11 +213,7 @@ def _stdio(
     strip_metadata: bool,
     engine: dict[str, object],
 ) -> None:
-    """One image's bytes (from stdin, or a file for ``-o -``) to ``output``, else to stdout as ``suffix``."""
-    try:
-        pic = decode_picture(data, name)
-    except BadMediaError as exc:
-        raise click.ClickException(str(exc)) from None
+    """One picture (from stdin, or a file for ``-o -``) to ``output``, else to stdout as ``suffix``."""
     up = build_upscaler(**engine)  # type: ignore[arg-type]
     try:
         result = pic.map(up.upscale)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -31,6 +32,25 @@ def _conv_macs(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torc
 _COUNTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
 
 
+def _hooked_pass(
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    hook: Callable[..., None],
+    watched: Callable[[nn.Module], bool],
+    device: str,
+) -> None:
+    """Run a throw-away float32 copy of ``module`` on zeros of ``input_shape`` on ``device``, with ``hook``
+    as a forward hook on the submodules ``watched`` accepts."""
+    clone = copy.deepcopy(module).to(device=device, dtype=torch.float32).eval()
+    handles = [m.register_forward_hook(hook) for m in clone.modules() if watched(m)]
+    try:
+        with torch.inference_mode():
+            clone(torch.zeros(input_shape, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def count_macs(module: nn.Module, input_shape: tuple[int, ...], *, on_meta: bool = True) -> int:
     """MACs of ``module(x)`` for an ``x`` of ``input_shape`` (N×C×H×W), counted on a throw-away copy.
 
@@ -46,14 +66,7 @@ def count_macs(module: nn.Module, input_shape: tuple[int, ...], *, on_meta: bool
     def run(device: str) -> int:
         nonlocal total
         total = 0
-        clone = copy.deepcopy(module).to(device=device, dtype=torch.float32).eval()
-        handles = [m.register_forward_hook(hook) for m in clone.modules() if isinstance(m, _COUNTED)]
-        try:
-            with torch.inference_mode():
-                clone(torch.zeros(input_shape, device=device))
-        finally:
-            for h in handles:
-                h.remove()
+        _hooked_pass(module, input_shape, hook, lambda m: isinstance(m, _COUNTED), device)
         return total
 
     if on_meta:
@@ -79,13 +92,5 @@ def activation_bytes(module: nn.Module, input_shape: tuple[int, ...]) -> int:
         widest = max(widest, sum(sizes))
         largest = max(largest, *sizes, 0)
 
-    clone = copy.deepcopy(module).to(device="meta", dtype=torch.float32).eval()
-    leaves = [m for m in clone.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    try:
-        with torch.inference_mode():
-            clone(torch.zeros(input_shape, device="meta"))
-    finally:
-        for h in handles:
-            h.remove()
+    _hooked_pass(module, input_shape, hook, lambda m: not list(m.children()), "meta")
     return 4 * (widest + largest)

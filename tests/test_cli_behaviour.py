@@ -310,8 +310,9 @@ def test_ctrl_c_stops_the_batch_with_its_summary_and_130(tmp_path: Path) -> None
     last = text.strip().splitlines()[-1]
     m = re.fullmatch(r"(\d+) upscaled, 0 skipped, 0 failed, interrupted", last)
     assert m is not None, text
-    written = sorted(p.name for p in out.iterdir())
+    written = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert 1 <= int(m.group(1)) == len(written) < 40, written
+    assert len(list(out.glob(".upscale-job-*/job.json"))) == 1  # kept, for a rerun to resume
     assert "Aborted!" not in text and "Traceback" not in text and stdout == b""
     assert not leftovers(out)
 

@@ -63,9 +63,10 @@ def test_sigint_stops_a_folder_run_cleanly(clips: Path, tmp_path: Path, after_do
     assert code == 130, err
     assert "terminate called" not in err and "Traceback" not in err and "Aborted" not in err, err
     assert re.fullmatch(r"\d videos: \d upscaled, 0 skipped, 0 failed, interrupted", err.splitlines()[-1]), err
-    written = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    written = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.exists() else []
     finished = [f"{name}_x2.mp4" for name in CLIPS if f"{out / name}_x2.mp4: {FRAMES} frames" in err]
-    assert written == finished, (written, err)  # no partial output, no temporary file
+    assert written == finished, (written, err)  # no partial output
+    assert not [p for p in tmp_path.rglob("*") if ".part" in p.name], err  # no temporary file, segments included
     assert len(finished) >= after_done
     for name in finished:  # what was reported done is whole
         with av.open(str(out / name)) as c:

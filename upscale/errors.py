@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def one_line(exc: BaseException) -> str:
+    """A failure in one line: the library's own message, else the type and the first line of the message."""
+    if isinstance(exc, UpscaleError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
 class UpscaleError(Exception):
     """Base class. ``exit_code`` is what the CLI exits with."""
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ..jobs import JobRecord
 from .console import notice, scale_label
 
 _GLOB_CHARS = set("*?[")
@@ -61,7 +62,9 @@ def expand_inputs(
         path = Path(item).expanduser()
         if path.is_dir():
             visible = sorted(
-                p for p in path.glob("**/*" if recursive else "*") if p.is_file() and not p.name.startswith(".")
+                p
+                for p in path.glob("**/*" if recursive else "*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if ignored is not None:
                 ignored += [p for p in visible if p.suffix.lower() not in suffixes]
@@ -198,6 +201,8 @@ class Tally:
     """What a batch did, for its summary line and exit code."""
 
     done: int = 0
+    resumed: int = 0
+    """Finished by an earlier, interrupted run of the same job."""
     skipped: int = 0
     failed: int = 0
     ignored: list[Path] = field(default_factory=list)
@@ -209,7 +214,10 @@ class Tally:
         """``[4 images: ]3 upscaled, 0 skipped, 1 failed[, interrupted][; ignored 2 files that are not
         images (.mp4, .txt)]``."""
         text = f"{self.total} {noun}: " if self.total is not None else ""
-        text += f"{self.done} upscaled, {self.skipped} skipped, {self.failed} failed"
+        text += f"{self.done} upscaled, "
+        if self.resumed:
+            text += f"{self.resumed} done before, "
+        text += f"{self.skipped} skipped, {self.failed} failed"
         if interrupted:
             text += ", interrupted"
         if self.ignored:
@@ -223,14 +231,23 @@ class Tally:
 
 
 @contextmanager
-def batch_outcome(tally: Tally, *, quiet: bool, noun: str = "images") -> Iterator[Tally]:
+def batch_outcome(
+    tally: Tally, *, quiet: bool, noun: str = "images", record: JobRecord | None = None
+) -> Iterator[Tally]:
     """Run a batch's loop: then say what it did on stderr and exit 1 if anything failed. Ctrl-C stops
-    it with the same summary and exit code 130 (outputs are written atomically, so none is partial)."""
+    it with the same summary and exit code 130 (outputs are written atomically, so none is partial).
+
+    The job ``record`` is removed when nothing failed, and kept (for a rerun to resume) otherwise.
+    """
     try:
         yield tally
     except KeyboardInterrupt:
+        if record is not None:
+            record.close(finished=False)
         click.echo(tally.summary(interrupted=True, noun=noun), err=True)
         sys.exit(130)
+    if record is not None:
+        record.close(finished=not tally.failed)
     if not quiet:
         click.echo(tally.summary(noun=noun), err=True)
     if tally.failed:

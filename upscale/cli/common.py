@@ -11,9 +11,10 @@ from typing import Any
 
 import click
 
-from ..engine import EngineOptions, Upscaler
+from ..engine import DTYPES, EngineOptions, Upscaler
 from ..errors import UpscaleError
 from ..io.files import same_file
+from ..jobs import JobRecord
 from ..models import REGISTRY, LoadedModel, default_model_name, default_weights, load_model, model_of_weights
 from ..models.loading import recorded_scale
 from .console import error_line, notice
@@ -46,6 +47,41 @@ class DeviceParam(click.ParamType):
         if not self._SYNTAX.fullmatch(str(value)):
             self.fail(f"{value!r} is not a device; use auto, cpu, cuda, cuda:N or mps", param, ctx)
         return str(value)
+
+
+class ClusterParam(click.ParamType):
+    """``local``, ``local:N``, ``auto`` or ``ray://HOST:PORT``."""
+
+    name = "local[:N]|auto|ray://HOST:PORT"
+    _SYNTAX = re.compile(r"local(:[1-9]\d*)?|auto|ray://[^/:]+:\d+")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not self._SYNTAX.fullmatch(str(value)):
+            self.fail(f"{value!r} is not a cluster; use local, local:N, auto or ray://HOST:PORT", param, ctx)
+        return str(value)
+
+
+def cluster_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--cluster``: run the batch on a Ray cluster (``pip install upscale[cluster]``)."""
+    return click.option(
+        "--cluster",
+        type=ClusterParam(),
+        default=None,
+        help="Spread the work over a Ray cluster: local[:N] starts one here with N workers, auto joins the "
+        "running one, ray://HOST:PORT connects to one. Paths must be visible to every node.",
+    )(func)
+
+
+def join_cluster(address: str | None) -> None:
+    """Join ``--cluster`` before any work, so that an unreachable one is a one-line error at once."""
+    if address is None:
+        return
+    from ..cluster import connect
+
+    try:
+        connect(address)
+    except UpscaleError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def known_model(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -262,6 +298,69 @@ def existing_output_options(func: Callable[..., Any]) -> Callable[..., Any]:
         return func(*args, existing=existing, **kwargs)
 
     return wrapper
+
+
+def job_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--job DIR`` and ``--restart``: where a batch keeps its record, and discarding it."""
+    return _apply(
+        func,
+        [
+            click.option(
+                "--job",
+                "job_dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                default=None,
+                help="Keep the job record (what is finished, for resuming) in this folder "
+                "(default: a hidden folder beside the outputs).",
+            ),
+            click.option(
+                "--restart",
+                is_flag=True,
+                help="Discard an unfinished job's record and start over (its outputs are redone).",
+            ),
+        ],
+    )
+
+
+def engine_settings(up: Upscaler) -> dict[str, Any]:
+    """What of the engine shapes a job's result, as its record keeps it."""
+    from ..jobs import fingerprint
+
+    opts = up.options
+    return {
+        "model": up.spec.name,
+        "weights": fingerprint(up.model.module),
+        "scale": up.model_scale,
+        "precision": next(name for name, dtype in DTYPES.items() if dtype == up.dtype),
+        "tile": opts.tile,
+        "tile pad": up.tile_pad,
+        "outscale": opts.outscale,
+    }
+
+
+def open_job(
+    kind: str,
+    inputs: list[str],
+    output: Path | None,
+    outputs: list[Path],
+    settings: dict[str, Any],
+    *,
+    job_dir: Path | None,
+    restart: bool,
+) -> JobRecord:
+    """The batch's job record (resumed or new), or a one-line error for one that cannot be resumed."""
+    from ..jobs import JobError, JobRecord, job_folder
+
+    folder = job_dir or job_folder(kind, inputs, output, outputs)
+    try:
+        record = JobRecord.open(
+            folder, kind=kind, inputs=inputs, output=output, settings=settings, outputs=outputs, restart=restart
+        )
+    except JobError as exc:
+        raise click.ClickException(str(exc)) from None
+    if record.resumed:
+        notice(f"resuming the unfinished job recorded in {record.folder}")
+    return record
 
 
 def output_allowed(src: Path, dst: Path, sources: set[Path], existing: str) -> bool | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from tqdm import tqdm
 
-from ..errors import BadMediaError, UpscaleError
+from ..errors import BadMediaError, UpscaleError, one_line
 from ..io.image import (
     FORMATS,
     IMAGE_SUFFIXES,
@@ -19,11 +20,25 @@ from ..io.image import (
     encode_picture,
     load_picture,
     output_suffix,
+    upscale_picture_file,
     write_picture,
 )
 from .batch import Failure, Job, Tally, batch_outcome, expand_inputs, plan_jobs
-from .common import build_upscaler, engine_options, existing_output_options, output_allowed
+from .common import (
+    build_upscaler,
+    cluster_option,
+    engine_options,
+    engine_settings,
+    existing_output_options,
+    job_options,
+    join_cluster,
+    open_job,
+    output_allowed,
+)
 from .console import error_line, notice, verbosity_options
+
+if TYPE_CHECKING:
+    from ..engine import Upscaler
 
 STDIO = Path("-")
 """``-`` as an input or ``-o``: standard input or output."""
@@ -87,6 +102,8 @@ def _say_converted(jobs: list[Job]) -> None:
     help="Write no ICC colour profile or EXIF (by default they are copied from the input).",
 )
 @existing_output_options
+@job_options
+@cluster_option
 @engine_options
 @verbosity_options
 def images(
@@ -98,6 +115,9 @@ def images(
     quality: int | None,
     strip_metadata: bool,
     existing: str,
+    job_dir: Path | None,
+    restart: bool,
+    cluster: str | None,
     quiet: bool,
     **engine: object,
 ) -> None:
@@ -105,6 +125,9 @@ def images(
 
     Outputs are named {stem}_x{scale}.{ext}, beside the input or in OUTPUT mirroring the folders.
     '-o -' writes one image to stdout, in the input's format unless --format says otherwise.
+
+    A batch keeps a job record (a hidden folder beside the outputs, or --job DIR) until it is done:
+    rerunning the same command after an interruption skips the files already finished.
 
     Inputs whose outputs would share a name are told apart before any work: files named directly that
     meet in OUTPUT keep their folders relative to their common parent; names that still clash (a.jpg
@@ -134,34 +157,72 @@ def images(
         _stdio(_decoded(lambda: load_picture(src)), str(src), None, suffix, quality, strip_metadata, engine)
         return
 
+    join_cluster(cluster)
     tally = Tally()
     up = build_upscaler(**engine)  # type: ignore[arg-type]
     jobs, failures = _plan(items, output, recursive=recursive, scale=up.scale, fmt=fmt, ignored=tally.ignored)
     for item, reason in failures:
         error_line(item, reason)
     tally.failed = len(failures)
+    record = None
+    if len(jobs) > 1 or job_dir is not None or cluster is not None:
+        settings = {**engine_settings(up), "format": fmt, "quality": quality, "metadata": not strip_metadata}
+        record = open_job("images", items, output, [j.dst for j in jobs], settings, job_dir=job_dir, restart=restart)
     sources = {j.src.resolve() for j in jobs}
     with (
-        batch_outcome(tally, quiet=quiet),
-        tqdm(jobs, desc="images", unit="img", disable=quiet or not jobs, file=sys.stderr, dynamic_ncols=True) as bar,
+        batch_outcome(tally, quiet=quiet, record=record),
+        tqdm(total=len(jobs), desc="images", unit="img", disable=quiet or not jobs, file=sys.stderr) as bar,
     ):
-        for job in bar:
-            bar.set_postfix_str(job.src.name, refresh=False)
-            allowed = output_allowed(job.src, job.dst, sources, existing)
+        todo: list[Job] = []
+        for job in jobs:
+            if record is not None and record.is_done(job.src, job.dst):
+                tally.resumed += 1
+                bar.update()
+                continue
+            policy = "overwrite" if record is not None and record.owns(job.dst) else existing
+            allowed = output_allowed(job.src, job.dst, sources, policy)
             if not allowed:
                 tally.skipped += allowed is None
                 tally.failed += allowed is False
+                bar.update()
                 continue
-            try:
-                pic = load_picture(job.src).map(up.upscale)
-                write_picture(job.dst, pic, quality=quality, strip_metadata=strip_metadata)
-                tally.done += 1
-            except UpscaleError as exc:
-                error_line(job.src, str(exc))
+            todo.append(job)
+        if cluster is not None:
+            from ..cluster import run_images
+
+            assert record is not None
+            results = run_images(
+                cluster, up, todo, quality=quality, strip_metadata=strip_metadata, job_folder=record.folder
+            )
+        else:
+            results = ((job, _upscale_one(up, job, quality, strip_metadata)) for job in todo)
+        for job, error in _reported(results):
+            bar.set_postfix_str(job.src.name, refresh=False)
+            bar.update()
+            if error is not None:
+                error_line(job.src, error)
                 tally.failed += 1
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-                error_line(job.src, f"{type(exc).__name__}: {exc}".splitlines()[0])
-                tally.failed += 1
+                continue
+            tally.done += 1
+            if record is not None:
+                record.mark_done(job.src, job.dst)
+
+
+def _reported(results: Iterator[tuple[Job, str | None]]) -> Iterator[tuple[Job, str | None]]:
+    """``results``; a failure of the whole run (the cluster's) ends it with one line, its record kept."""
+    try:
+        yield from results
+    except UpscaleError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _upscale_one(up: Upscaler, job: Job, quality: int | None, strip_metadata: bool) -> str | None:
+    """Upscale one file of a batch; the one-line reason it failed, or None."""
+    try:
+        upscale_picture_file(up, job.src, job.dst, quality=quality, strip_metadata=strip_metadata)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+        return one_line(exc)
+    return None
 
 
 def _check_format(output: Path | None, fmt: str) -> None:

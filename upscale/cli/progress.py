@@ -27,6 +27,8 @@ class FrameProgress:
         self._t0 = time.perf_counter()
         self._last_json = 0.0
         self._bar: tqdm | None = None
+        self.segments: tuple[int, int] | None = None
+        self._said_segments: tuple[int, int] | None = None
 
     def _ensure_bar(self) -> tqdm | None:
         """The bar starts with the first count or total, so an estimate arriving late does not redraw it."""
@@ -41,6 +43,12 @@ class FrameProgress:
             bar.total = total
             bar.refresh()
 
+    def set_segments(self, done: int, total: int) -> None:
+        """``done`` of the video's ``total`` segments are finished (in JSON, said with the next count)."""
+        self.segments = (done, total)
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"segment {done}/{total}", refresh=False)
+
     def update(self, done: int) -> None:
         """``done`` frames written so far."""
         step, self.done = done - self.done, done
@@ -51,7 +59,7 @@ class FrameProgress:
             bar.update(step)
         elif self.mode == "json":
             now = time.perf_counter()
-            if now - self._last_json >= JSON_INTERVAL_S:
+            if now - self._last_json >= JSON_INTERVAL_S or self.segments != self._said_segments:
                 self._last_json = now
                 self._emit(now)
 
@@ -62,6 +70,8 @@ class FrameProgress:
         if self.total is not None and fps > 0:
             eta = round(max(self.total - self.done, 0) / fps, 1)
         record = {"file": self.label, "frame": self.done, "total": self.total, "fps": round(fps, 2), "eta": eta}
+        if self.segments is not None:
+            record["segments"], record["segments_total"] = self._said_segments = self.segments
         if final:
             record["done"] = True
         if error is not None:

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
 import click
 
+from ..cluster import ClusterError
 from ..errors import UpscaleError
+from ..io.segments import SEGMENT_S
 from ..io.streaming import StreamError, TruncatedInputError, VideoOptions, upscale_video
 from ..io.video import CONTAINERS, VIDEO_SUFFIXES, EncodeSettings, check_encoder, holds_codec
 from .batch import Failure, Job, Tally, expand_inputs, plan_jobs
-from .common import build_upscaler, engine_options, existing_output_options, output_allowed
+from .common import (
+    build_upscaler,
+    cluster_option,
+    engine_options,
+    engine_settings,
+    existing_output_options,
+    job_options,
+    join_cluster,
+    open_job,
+    output_allowed,
+)
 from .console import error_line, notice, verbosity_options
 from .progress import FrameProgress
 
@@ -159,7 +172,18 @@ def _plan(
     show_default=True,
     help="Frames waiting between decoding, inference and encoding at most.",
 )
+@click.option(
+    "--segment",
+    "segment_s",
+    type=click.FloatRange(0.1),
+    default=SEGMENT_S,
+    show_default=True,
+    help="Seconds of video per segment (each starts on a keyframe): what an interrupted job redoes at most, "
+    "and the unit spread over a cluster.",
+)
 @existing_output_options
+@job_options
+@cluster_option
 @engine_options
 @verbosity_options
 def video(
@@ -178,7 +202,11 @@ def video(
     duration: float | None,
     progress_mode: str,
     queue_depth: int,
+    segment_s: float,
     existing: str,
+    job_dir: Path | None,
+    restart: bool,
+    cluster: str | None,
     quiet: bool,
     **engine: Any,
 ) -> None:
@@ -189,11 +217,18 @@ def video(
     range, rotation and metadata are kept. Outputs keep the input's container and appear under their
     final name only when complete. An input cut off before its end is finished as far as it goes, then
     reported as an error unless --allow-truncated.
+
+    Each video is made in segments of a few seconds that start on keyframes, then assembled without
+    re-encoding the joins. Until the job is done its record (a hidden folder beside the outputs, or
+    --job DIR) keeps the finished videos and segments: rerunning the same command after an interruption
+    continues from there.
     """
     if duration is not None and duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--duration")
     _check_options(output, container, crf, bitrate)
+    join_cluster(cluster)
     counts = Tally(total=0)
+    record = None
     try:
         up = build_upscaler(**engine)
         try:
@@ -208,6 +243,7 @@ def video(
             duration_s=duration,
             queue_depth=queue_depth,
             allow_truncated=allow_truncated,
+            segment_s=segment_s,
         )
         jobs, failures = _plan(
             list(inputs), output, recursive=recursive, scale=up.scale, container=container, codec=codec
@@ -215,38 +251,72 @@ def video(
         for item, reason in failures:
             error_line(item, reason)
         counts.total, counts.failed = len(jobs) + len(failures), len(failures)
+        settings = {
+            **engine_settings(up),
+            **{k: v for k, v in asdict(opts.encode).items() if k != "quiet"},
+            "container": container,
+            "audio": not no_audio,
+            "start": start,
+            "duration": duration,
+            "segment": segment_s,
+        }
+        record = open_job(
+            "video", list(inputs), output, [j.dst for j in jobs], settings, job_dir=job_dir, restart=restart
+        )
         sources = {j.src.resolve() for j in jobs}
         mode = "none" if quiet else progress_mode
         for job in jobs:
-            allowed = output_allowed(job.src, job.dst, sources, existing)
+            if record.is_done(job.src, job.dst):
+                counts.resumed += 1
+                continue
+            allowed = output_allowed(job.src, job.dst, sources, "overwrite" if record.owns(job.dst) else existing)
             if not allowed:
                 counts.skipped += allowed is None
                 counts.failed += allowed is False
                 continue
-            if _run_one(job, up, opts, mode, quiet):
+            if _run_one(job, up, opts, mode, quiet, record.work_folder(job.dst), cluster):
                 counts.done += 1
+                record.mark_done(job.src, job.dst)
             else:
                 counts.failed += 1
     except KeyboardInterrupt:  # while loading, between videos or in one (whose output is already removed)
+        if record is not None:
+            record.close(finished=False)
         click.echo(counts.summary(interrupted=True, noun="videos"), err=True)
         sys.exit(130)
-    if not quiet and (len(jobs) > 1 or failures or counts.skipped):
+    record.close(finished=not counts.failed)
+    if not quiet and (len(jobs) > 1 or failures or counts.skipped or counts.resumed):
         click.echo(counts.summary(noun="videos"), err=True)
     if counts.failed:
         sys.exit(1)
 
 
-def _run_one(job: Job, up: Any, opts: VideoOptions, mode: str, quiet: bool) -> bool:
+def _run_one(job: Job, up: Any, opts: VideoOptions, mode: str, quiet: bool, work: Path, cluster: str | None) -> bool:
     """Process one file; False (after a one-line error) if it failed. Ctrl-C stops the whole command."""
     progress = FrameProgress(mode, job.src.name)  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {
+        "work": work,
+        "on_start": progress.set_total,
+        "on_progress": progress.update,
+        "on_segment": progress.set_segments,
+    }
     try:
-        result = upscale_video(job.src, job.dst, up, opts, on_start=progress.set_total, on_progress=progress.update)
+        if cluster is not None:
+            from ..cluster import segment_runner
+
+            kwargs["runner"] = segment_runner(cluster)
+        result = upscale_video(job.src, job.dst, up, opts, **kwargs)
     except KeyboardInterrupt:
         progress.close(success=False)
         click.echo(
-            f"Interrupted after {progress.done} frames: {job.dst} not written (temporary file removed).", err=True
+            f"Interrupted after {progress.done} frames: {job.dst} not written (temporary file removed); "
+            "its finished segments are kept: rerun the same command to continue.",
+            err=True,
         )
         raise
+    except ClusterError as exc:  # the cluster, not this file: nothing else can run either
+        progress.close(success=False)
+        raise click.ClickException(str(exc)) from None
     except TruncatedInputError as exc:
         reason = f"{exc}; {job.dst} holds the {exc.result.frames} frames decoded (--allow-truncated accepts it)"
         progress.close(success=False, error=reason)

@@ -28,6 +28,23 @@ def atomic_output(final: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def write_durably(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` all at once, on disk before it is renamed into place (a record that
+    must survive a kill or a power cut whole or not at all)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def sync(path: Path) -> None:
+    """Flush a finished file to disk, so that it is whole once renamed into place."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
 def _umask() -> int:
     """The process umask (reading it means setting it; the stand-in meanwhile is the strictest)."""
     mask = os.umask(0o077)

@@ -17,9 +17,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..engine import Upscaler
 from PIL import Image
 
 from ..errors import BadMediaError
@@ -326,6 +330,13 @@ def _encode_with_pillow(pic: Picture, suffix: str, *, quality: int | None, metad
 def write_image(path: str | Path, img: np.ndarray, *, quality: int | None = None) -> None:
     """Encode and write atomically: the file appears under ``path`` only when complete."""
     write_picture(path, Picture([img]), quality=quality, strip_metadata=True)
+
+
+def upscale_picture_file(
+    up: Upscaler, src: str | Path, dst: str | Path, *, quality: int | None = None, strip_metadata: bool = False
+) -> None:
+    """Read ``src``, upscale every frame with the engine ``up`` and write ``dst`` atomically."""
+    write_picture(dst, load_picture(src).map(up.upscale), quality=quality, strip_metadata=strip_metadata)
 
 
 def write_picture(path: str | Path, pic: Picture, *, quality: int | None = None, strip_metadata: bool = False) -> None:

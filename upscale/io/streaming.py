@@ -6,11 +6,13 @@ byte stream to another. Decoding, inference, colour conversion and encoding each
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -18,8 +20,17 @@ import numpy as np
 
 from ..engine import Upscaler
 from ..errors import BadMediaError, UpscaleError
-from .files import atomic_output
+from .files import atomic_output, sync, write_durably
 from .pipeline import Pipeline
+from .segments import (
+    SEGMENT_S,
+    Segment,
+    SegmentResult,
+    assemble,
+    finished,
+    load_plan,
+    segment_path,
+)
 from .video import (
     EncodeSettings,
     VideoReader,
@@ -28,6 +39,7 @@ from .video import (
     container_for,
     describe_error,
     encoder_pix_fmt,
+    holds_codec,
 )
 from .y4m import Y4MReader, Y4MWriter, read_exact
 from .yuv import Colour, LumaPath, default_matrix, frame_from_planes, make_frame_path, output_size, planes_of
@@ -36,6 +48,8 @@ log = logging.getLogger("upscale.video")
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of frames written so far."""
+SegmentRunner = Callable[..., Iterator[tuple[Segment, "SegmentResult | str"]]]
+"""``runner(src, plan, todo, folder, up, opts)``: makes the segments ``todo``, yielding each as it is done."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,20 @@ class VideoOptions:
     allow_truncated: bool = False
     """Accept an input that ends before its container says it does (a warning instead of
     :class:`TruncatedInputError`)."""
+    segment_s: float = SEGMENT_S
+    """Seconds of video per segment, the unit of resuming and of spreading over workers."""
+
+
+@dataclass
+class FramesRun:
+    """What :func:`run_frames` wrote."""
+
+    frames: int
+    first_pts: int
+    last_duration: int
+    rotation: int
+    notes: list[str]
+    tags: dict[str, int]
 
 
 @dataclass
@@ -102,10 +130,19 @@ def upscale_video(
     up: Upscaler,
     opts: VideoOptions,
     *,
+    work: Path | None = None,
     on_start: Callable[[int | None], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    on_segment: Callable[[int, int], None] | None = None,
+    runner: SegmentRunner | None = None,
 ) -> VideoResult:
-    """Upscale ``src`` into ``dst`` (written under a temporary name and renamed when complete).
+    """Upscale ``src`` into ``dst`` (assembled under a temporary name and renamed when complete).
+
+    The video is made in segments (see :mod:`upscale.io.segments`) kept in ``work`` until the output is
+    assembled; segments an earlier, interrupted run left there are used as they are. Without ``work``, a
+    hidden folder beside ``dst`` is used and removed. ``on_segment(done, total)`` follows the segments.
+    ``runner`` makes the missing segments elsewhere (a cluster), yielding each with its result or the
+    reason it failed; by default they are made here, one after another.
 
     Raises :class:`BadMediaError` for inputs that cannot be read, :class:`UpscaleError` for settings that
     cannot be met, and :class:`StreamError` (or ``KeyboardInterrupt``) part-way through; in every case no
@@ -113,24 +150,137 @@ def upscale_video(
     goes and written, then :class:`TruncatedInputError` is raised unless ``opts.allow_truncated``.
     """
     t0 = time.perf_counter()
-    settings = opts.encode
-    check_encoder(settings.codec, cuda=up.device.type == "cuda")
+    check_encoder(opts.encode.codec, cuda=up.device.type == "cuda")
     format_name = container_for(dst, opts.container)
-    with VideoReader(src, start_s=opts.start_s, duration_s=opts.duration_s, copy_streams=opts.audio) as reader:
-        if on_start is not None:
-            on_start(reader.estimated_frames())
-        decoded = reader.frames()
-        first = next(decoded)
-        colour = Colour.of(first.frame)
-        pix_fmt = encoder_pix_fmt(settings.codec, settings.pix_fmt, first.frame.format.name)
-        width, height, note = output_size(up, first.frame.width, first.frame.height, pix_fmt)
-        notes = [note] if note else []
-        if first.frame.interlaced_frame:
-            notes.append("interlaced video is upscaled as whole frames; deinterlace it first for a clean result")
-        path = make_frame_path(up, first.frame, colour, pix_fmt, (width, height))
+    if not holds_codec(format_name, opts.encode.codec):
+        raise UpscaleError(
+            f"{dst}: {format_name} cannot hold what encoder '{opts.encode.codec}' makes "
+            "(choose another --codec or --container)"
+        )
+    own_work = work is None
+    folder = work or dst.with_name(f".{dst.name}.segments")
+    plan = load_plan(folder, src, opts)
+    if on_start is not None:
+        on_start(plan.estimated_frames)
+    results = {seg.index: r for seg in plan.segments if (r := finished(folder, seg)) is not None}
+    todo = [seg for seg in plan.segments if seg.index not in results]
+    done_frames = sum(r.frames for r in results.values())
+
+    def count(seg: Segment, result: SegmentResult) -> None:
+        nonlocal done_frames
+        results[seg.index] = result
+        done_frames += result.frames
+        if on_segment is not None:
+            on_segment(len(results), len(plan.segments))
+        if on_progress is not None:
+            on_progress(done_frames)
+
+    def failed(seg: Segment, reason: str, frames: int) -> StreamError:
+        kept = f"; the {len(results)} finished segments are kept" if results else ""
+        return StreamError(f"{plan.describe(seg)}: {reason}{kept}", done_frames + frames)
+
+    if results:  # finished by an earlier run
+        if on_segment is not None:
+            on_segment(len(results), len(plan.segments))
+        if on_progress is not None:
+            on_progress(done_frames)
+    if runner is not None:
+        for seg, outcome in runner(src, plan, todo, folder, up, opts):
+            if isinstance(outcome, str):
+                raise failed(seg, outcome, 0)
+            count(seg, outcome)
+    for seg in todo if runner is None else ():
+        base = done_frames
+        try:
+            result = encode_segment(
+                src,
+                seg,
+                up,
+                opts,
+                folder,
+                on_progress=None if on_progress is None else lambda n, base=base: on_progress(base + n),
+                describe=seg is todo[0],
+            )
+        except StreamError as exc:
+            raise failed(seg, str(exc), exc.frames_done) from exc
+        count(seg, result)
+    ordered = [results[seg.index] for seg in plan.segments]
+    frames, notes = assemble(src, plan, ordered, folder, dst, opts, format_name=format_name)
+    if own_work:
+        shutil.rmtree(folder, ignore_errors=True)
+    notes = list(dict.fromkeys([n for r in ordered for n in r.notes] + notes))
+    for n in notes:
+        log.warning("%s: %s", src, n)
+    result = VideoResult(dst, frames, time.perf_counter() - t0, notes, sum(r.corrupt for r in ordered))
+    ends_early = ordered[-1].ends_early
+    if ends_early:
+        if not opts.allow_truncated:
+            raise TruncatedInputError(f"{src}: {ends_early}", result)
+        log.warning("%s: %s; kept the %d frames decoded", src, ends_early, result.frames)
+    return result
+
+
+def encode_segment(
+    src: Path,
+    seg: Segment,
+    up: Any,
+    opts: VideoOptions,
+    folder: Path,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    describe: bool = False,
+) -> SegmentResult:
+    """Decode, upscale and encode one segment into ``folder`` (renamed into place when complete)."""
+    with (
+        VideoReader(
+            src, start_s=opts.start_s, duration_s=opts.duration_s, copy_streams=False, window=(seg.lo, seg.hi)
+        ) as reader,
+        atomic_output(segment_path(folder, seg)) as tmp,
+    ):
+        run = run_frames(reader, tmp, up, opts, format_name="nut", on_progress=on_progress, describe=describe)
+        result = SegmentResult(
+            run.frames,
+            run.first_pts,
+            run.last_duration,
+            reader.corrupt,
+            reader.ends_early,
+            run.rotation,
+            run.notes,
+            run.tags,
+        )
+        sync(tmp)
+        write_durably(folder / f"{seg.name}.json", json.dumps(asdict(result)))
+    return result
+
+
+def run_frames(
+    reader: VideoReader,
+    path_out: Path,
+    up: Upscaler,
+    opts: VideoOptions,
+    *,
+    format_name: str,
+    on_progress: ProgressCallback | None = None,
+    describe: bool = True,
+) -> FramesRun:
+    """Decode ``reader``'s frames, upscale and encode them into ``path_out`` (video only).
+
+    Raises :class:`StreamError` (with the frames written) for a failure part-way through.
+    """
+    settings = opts.encode
+    decoded = reader.frames()
+    first = next(decoded)
+    colour = Colour.of(first.frame)
+    pix_fmt = encoder_pix_fmt(settings.codec, settings.pix_fmt, first.frame.format.name)
+    width, height, note = output_size(up, first.frame.width, first.frame.height, pix_fmt)
+    notes = [note] if note else []
+    if first.frame.interlaced_frame:
+        notes.append("interlaced video is upscaled as whole frames; deinterlace it first for a clean result")
+    path = make_frame_path(up, first.frame, colour, pix_fmt, (width, height))
+    if describe:
         log.info(
             "%s: %dx%d %s (%s) -> %dx%d %s %s, %s path",
-            src,
+            reader.path,
             first.frame.width,
             first.frame.height,
             first.frame.format.name,
@@ -142,63 +292,50 @@ def upscale_video(
             "luma" if isinstance(path, LumaPath) else "rgb",
         )
 
-        def prepare() -> Iterator[tuple[np.ndarray, Any]]:
-            for item in itertools.chain([first], decoded):
-                arr, side = path.prepare(item.frame)
-                yield arr, (item.pts, item.duration, item.packets, side)
+    def prepare() -> Iterator[tuple[np.ndarray, Any]]:
+        for item in itertools.chain([first], decoded):
+            arr, side = path.prepare(item.frame)
+            yield arr, (item.pts, item.duration, side)
 
-        def finish(items: Iterator[tuple[np.ndarray, Any]]) -> Iterator[tuple[Any, Any]]:
-            for out, (pts, duration, packets, side) in items:
-                yield path.finish(out, side), (pts, duration, packets)
+    def finish(items: Iterator[tuple[np.ndarray, Any]]) -> Iterator[tuple[Any, Any]]:
+        for out, (pts, duration, side) in items:
+            yield path.finish(out, side), (pts, duration)
 
-        with atomic_output(dst) as tmp:
-            writer = VideoWriter(
-                tmp,
-                format_name=format_name,
-                settings=settings,
-                width=width,
-                height=height,
-                pix_fmt=pix_fmt,
-                rate=reader.rate,
-                time_base=reader.time_base,
-                colour=colour,
-                rotation=first.frame.rotation,
-                aspect=reader.stream.codec_context.sample_aspect_ratio,
-                metadata=dict(reader.container.metadata),
-                stream_metadata=dict(reader.stream.metadata),
-                copy_streams=reader.copy_streams,
-                samples=reader.sample_packets(),
-                attachments=reader.attachments,
-                chapters=reader.chapters(),
-                name=str(dst),
-            )
-            notes += reader.dropped_streams() + writer.notes
-            for n in notes:
-                log.warning("%s: %s", src, n)
-            try:
-                with Pipeline(opts.queue_depth) as pipe:
-                    stage = pipe.stage(prepare(), name="decode")
-                    stage = pipe.stage(lambda items: _infer(path.run, items), stage, name="infer")
-                    for frame, (pts, duration, packets) in pipe.stage(finish, stage, name="convert"):
-                        writer.write(frame, pts, duration, packets)
-                        if on_progress is not None:
-                            on_progress(writer.frames_written)
-                writer.finish()
-            except KeyboardInterrupt:
-                writer.abort()
-                raise
-            except UpscaleError as exc:
-                writer.abort()
-                raise StreamError(str(exc), writer.frames_written) from exc
-            except Exception as exc:  # FFmpeg, torch, numpy: reported with how far the stream got
-                writer.abort()
-                raise StreamError(describe_error(exc), writer.frames_written) from exc
-        result = VideoResult(dst, writer.frames_written, time.perf_counter() - t0, notes, reader.corrupt)
-        if reader.ends_early:
-            if not opts.allow_truncated:
-                raise TruncatedInputError(f"{src}: {reader.ends_early}", result)
-            log.warning("%s: %s; kept the %d frames decoded", src, reader.ends_early, result.frames)
-        return result
+    writer = VideoWriter(
+        path_out,
+        format_name=format_name,
+        settings=settings,
+        width=width,
+        height=height,
+        pix_fmt=pix_fmt,
+        rate=reader.rate,
+        time_base=reader.time_base,
+        colour=colour,
+        aspect=reader.stream.codec_context.sample_aspect_ratio,
+        name=str(path_out),
+    )
+    notes += writer.notes
+    try:
+        with Pipeline(opts.queue_depth) as pipe:
+            stage = pipe.stage(prepare(), name="decode")
+            stage = pipe.stage(lambda items: _infer(path.run, items), stage, name="infer")
+            last_duration = 0
+            for frame, (pts, duration) in pipe.stage(finish, stage, name="convert"):
+                writer.write(frame, pts, duration)
+                last_duration = duration
+                if on_progress is not None:
+                    on_progress(writer.frames_written)
+        writer.finish()
+    except KeyboardInterrupt:
+        writer.abort()
+        raise
+    except UpscaleError as exc:
+        writer.abort()
+        raise StreamError(str(exc), writer.frames_written) from exc
+    except Exception as exc:  # FFmpeg, torch, numpy: reported with how far the stream got
+        writer.abort()
+        raise StreamError(describe_error(exc), writer.frames_written) from exc
+    return FramesRun(writer.frames_written, first.pts, last_duration, first.frame.rotation, notes, writer.tags())
 
 
 # ---------------------------------------------------------------------- byte streams

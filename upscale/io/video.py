@@ -14,7 +14,7 @@ import io
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -74,7 +74,7 @@ def container_for(path: Path, container: str | None) -> str:
 
 @dataclass
 class DecodedFrame:
-    """A decoded frame and what must be muxed before it."""
+    """A decoded frame with its timing."""
 
     frame: av.VideoFrame
     pts: int
@@ -82,17 +82,24 @@ class DecodedFrame:
     duration: int
     """Gap to the next frame (for the last frame: to the end of the stream), same time base."""
     index: int
-    packets: list[av.Packet] = field(default_factory=list)
-    """Packets of copied streams (audio, subtitles) demuxed since the previous frame."""
 
 
 class VideoReader:
     """An open input: the first video stream, the streams to copy, and a decoding generator."""
 
     def __init__(
-        self, path: Path, *, start_s: float | None = None, duration_s: float | None = None, copy_streams: bool = True
+        self,
+        path: Path,
+        *,
+        start_s: float | None = None,
+        duration_s: float | None = None,
+        copy_streams: bool = True,
+        window: tuple[int, int | None] | None = None,
     ) -> None:
+        """``window`` ``(lo, hi)``: decode only the frames with ``lo <= pts < hi`` (source time base; ``hi``
+        None for the end), timestamps still shifted by ``start_s``: one segment of a longer job."""
         self.path = path
+        self.window = window
         try:
             self.container = av.open(str(path), metadata_errors="replace")
         except FileNotFoundError:
@@ -193,20 +200,22 @@ class VideoReader:
         tb = self.time_base
         start = round(self.start_s / tb)
         end = None if self.end_s is None else round(self.end_s / tb)
-        if self.start_s > 0:
+        lo, hi = self.window or (start, None)
+        if self.window is not None and lo > 0:
+            # From the keyframe before: frames just after an open-GOP keyframe may need the GOP before it.
+            try:
+                self.container.seek(lo - 1, stream=self.stream, backward=True)
+            except av.error.FFmpegError:
+                self.container.seek(lo, stream=self.stream, backward=True)
+        elif self.start_s > 0:
             self.container.seek(start, stream=self.stream, backward=True)
-        offsets = {s.index: round(self.start_s / s.time_base) for s in self.copy_streams}
-        pending: list[av.Packet] = []
+        next_pts: int | None = None
         held: av.VideoFrame | None = None
         held_pts = 0
         index = 0
         last_pts: int | None = None
         last_gap = self._nominal_gap()
         for packet in self._packets():
-            if packet is not None and packet.stream.index != self.stream.index:
-                if self._keep_copied(packet, offsets[packet.stream.index]):
-                    pending.append(packet)
-                continue
             for frame in self._decode(packet):
                 pts = frame.pts
                 if pts is None:
@@ -214,31 +223,35 @@ class VideoReader:
                 if last_pts is not None and pts <= last_pts:
                     log.warning("%s: frame at %.3fs repeats an earlier timestamp; moved", self.path, float(pts * tb))
                     pts = last_pts + 1
-                if pts < start:
+                if pts < lo:
                     continue
+                if hi is not None and pts >= hi:
+                    next_pts = pts  # the next segment's first frame: the last one here lasts until it
+                    break
                 if end is not None and pts >= end:
                     break
                 if held is not None:
                     last_gap = pts - held_pts
-                    yield DecodedFrame(held, held_pts - start, last_gap, index, pending)
-                    pending = []
+                    yield DecodedFrame(held, held_pts - start, last_gap, index)
                     index += 1
                 held, held_pts, last_pts = frame, pts, pts
             else:
                 continue
             break  # past --duration
-        if held is not None:
+        if held is not None and next_pts is not None:
+            yield DecodedFrame(held, held_pts - start, next_pts - held_pts, index)
+        elif held is not None:
             own = held.duration if held.duration and held.duration > 0 else last_gap
             self.ends_early = self._shortfall(held_pts + own, own, end)
             gap = own if self.ends_early else self._last_gap(held, held_pts, end, last_gap)
-            yield DecodedFrame(held, held_pts - start, gap, index, pending)
+            yield DecodedFrame(held, held_pts - start, gap, index)
         elif index == 0:
             when = f" after {self.start_s:g}s" if self.start_s else ""
             raise BadMediaError(f"{self.path}: no video frame could be decoded{when}")
 
     def _packets(self) -> Iterator[av.Packet | None]:
-        """Demuxed packets; where the file cannot be read on, a warning and None (which flushes the decoder)."""
-        packets = self.container.demux([self.stream, *self.copy_streams])
+        """The video's packets; where the file cannot be read on, a warning and None (which flushes the decoder)."""
+        packets = self.container.demux(self.stream)
         last_s = 0.0
         while True:
             try:
@@ -253,7 +266,7 @@ class VideoReader:
                 )
                 yield None
                 return
-            if packet.pts is not None and packet.stream.index == self.stream.index:
+            if packet.pts is not None:
                 last_s = float(packet.pts * packet.time_base)
             yield packet
 
@@ -316,6 +329,23 @@ class VideoReader:
         if packet.dts is not None:
             packet.dts -= offset
         return True
+
+    def copied_packets(self) -> Iterator[av.Packet]:
+        """The copied streams' packets inside ``--start``/``--duration``, shifted to the output's time line
+        (for assembling an output from encoded segments); a file that cannot be read on ends them."""
+        if not self.copy_streams:
+            return
+        if self.start_s > 0:
+            self.container.seek(round(self.start_s / self.time_base), stream=self.stream, backward=True)
+        offsets = {s.index: round(self.start_s / s.time_base) for s in self.copy_streams}
+        packets = self.container.demux(self.copy_streams)
+        while True:
+            try:
+                packet = next(packets)
+            except (StopIteration, av.error.FFmpegError):
+                return
+            if self._keep_copied(packet, offsets[packet.stream.index]):
+                yield packet
 
     def sample_packets(self, limit: int = 2000) -> dict[int, av.Packet]:
         """The first packet of each copied stream, read through a second handle (for :func:`accepts`)."""
@@ -496,13 +526,15 @@ class VideoWriter:
         path: Path,
         *,
         format_name: str,
-        settings: EncodeSettings,
-        width: int,
-        height: int,
-        pix_fmt: str,
-        rate: Fraction | None,
+        settings: EncodeSettings | None = None,
+        width: int = 0,
+        height: int = 0,
+        pix_fmt: str = "",
+        rate: Fraction | None = None,
         time_base: Fraction,
-        colour: Colour,
+        colour: Colour | None = None,
+        template: av.stream.Stream | None = None,
+        tags: dict[str, int] | None = None,
         rotation: int = 0,
         aspect: Fraction | None = None,
         metadata: dict[str, str] | None = None,
@@ -522,7 +554,12 @@ class VideoWriter:
         self.format_name = format_name
         self.container = av.open(str(path), "w", format=format_name)
         try:
-            self._video(settings, width, height, pix_fmt, rate, time_base, colour, rotation, stream_metadata, aspect)
+            if template is not None:
+                self._video_from(template, time_base, rate, tags or {})
+            else:
+                assert settings is not None and colour is not None
+                self._video(settings, width, height, pix_fmt, rate, time_base, colour, aspect)
+            self._video_tags(rotation, stream_metadata)
             self._streams(copy_streams, format_name, samples or {})
             self._attachments(attachments, format_name)
             self._chapters(chapters, format_name)
@@ -542,8 +579,6 @@ class VideoWriter:
         rate: Fraction | None,
         time_base: Fraction,
         colour: Colour,
-        rotation: int,
-        stream_metadata: dict[str, str] | None,
         aspect: Fraction | None,
     ) -> None:
         options: dict[str, str] = {}
@@ -578,16 +613,33 @@ class VideoWriter:
             ctx.color_trc = colour.trc
         if ctx.codec.canonical_name == "hevc" and self.format_name in ("mp4", "mov"):
             ctx.codec_tag = "hvc1"  # what Apple players need; FFmpeg's default hev1 does not play there
-        if rotation:
-            stream.set_display_rotation(rotation)
-        for key, value in (stream_metadata or {}).items():
-            if key.lower() not in _STRIP_METADATA and key.lower() not in ("handler_name", "vendor_id", "encoder"):
-                stream.metadata[key] = value
         try:
             ctx.open()  # fail now for bad options or a missing device, not after the first batch
         except (av.error.FFmpegError, ValueError) as exc:
             raise UpscaleError(f"{self.name}: encoder '{s.codec}' could not be opened ({_reason(exc)})") from None
         self.video = stream
+
+    def _video_from(
+        self, template: av.stream.Stream, time_base: Fraction, rate: Fraction | None, tags: dict[str, int]
+    ) -> None:
+        """A video stream for packets encoded elsewhere (segments of this output): their parameters, with
+        the colour ``tags`` (:meth:`tags`) their container may not have kept."""
+        stream = self.container.add_stream_from_template(template, opaque=True)  # no encoder: AV1 has none
+        stream.time_base = time_base
+        if rate:
+            stream.codec_context.framerate = rate  # the muxer's nominal rate (Matroska's default duration)
+        for name, value in tags.items():
+            setattr(stream.codec_context, name, value)
+        hevc_in_mp4 = template.codec_context.name == "hevc" and self.format_name in ("mp4", "mov")
+        stream.codec_tag = "hvc1" if hevc_in_mp4 else "\0\0\0\0"  # the segments' own container's tag means nothing here
+        self.video = stream
+
+    def _video_tags(self, rotation: int, stream_metadata: dict[str, str] | None) -> None:
+        if rotation:
+            self.video.set_display_rotation(rotation)
+        for key, value in (stream_metadata or {}).items():
+            if key.lower() not in _STRIP_METADATA and key.lower() not in ("handler_name", "vendor_id", "encoder"):
+                self.video.metadata[key] = value
 
     def _streams(self, sources: list[av.stream.Stream], format_name: str, samples: dict[int, av.Packet]) -> None:
         for src in sources:
@@ -648,10 +700,8 @@ class VideoWriter:
         return out
 
     # ------------------------------------------------------------------ writing
-    def write(self, frame: av.VideoFrame, pts: int, duration: int, packets: list[av.Packet] = ()) -> None:
-        """Mux ``packets`` (from copied streams), then encode ``frame`` at ``pts`` lasting ``duration``."""
-        for packet in packets:
-            self._mux_copied(packet)
+    def write(self, frame: av.VideoFrame, pts: int, duration: int) -> None:
+        """Encode ``frame`` at ``pts`` lasting ``duration``."""
         frame.pts = pts
         frame.time_base = self.video.codec_context.time_base
         frame.pict_type = av.video.frame.PictureType.NONE  # let the encoder choose; the decoder's types do not apply
@@ -663,6 +713,22 @@ class VideoWriter:
         for packet in packets:
             packet.duration = self._durations.pop(packet.pts, 0)
             self.container.mux(packet)
+
+    _TAGS = ("colorspace", "color_range", "color_primaries", "color_trc")
+
+    def tags(self) -> dict[str, int]:
+        """The video's colour tags, as :meth:`_video_from` takes them."""
+        ctx = self.video.codec_context
+        return {name: int(getattr(ctx, name)) for name in self._TAGS}
+
+    def mux_encoded(self, packet: av.Packet) -> None:
+        """Mux a packet of this output's video, encoded elsewhere (a segment), or of a copied stream."""
+        if packet.stream.type == "video":
+            packet.stream = self.video
+            self.container.mux(packet)
+            self.frames_written += 1
+        else:
+            self._mux_copied(packet)
 
     def _mux_copied(self, packet: av.Packet) -> None:
         index = packet.stream.index
@@ -679,7 +745,8 @@ class VideoWriter:
 
     def finish(self) -> None:
         """Flush the encoders and write the trailer."""
-        self._mux_video(self.video.encode(None))
+        if self.video.codec_context.is_encoder and self.video.codec_context.is_open:
+            self._mux_video(self.video.encode(None))
         for transcoder in self._transcoders.values():
             for p in transcoder.packets(None):
                 self.container.mux(p)

@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,3 +122,26 @@ def test_an_unreachable_cluster_is_one_line_in_seconds(tmp_path: Path) -> None:
         .startswith(f"Error: --cluster ray://127.0.0.1:{port}: cannot join the Ray cluster after ")
     ), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_worker_lost_mid_job_costs_only_its_segment(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "clip.mp4", n=72, size=(96, 64), audio="aac", options={"g": "4"})
+    args = ["video", src, *MODEL, "--segment", "0.15", "--progress", "none"]
+    code, err = cli(*args, "-o", tmp_path / "ref.mp4")
+    assert code == 0, err
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "upscale", *map(str, args), "-o", str(tmp_path / "out.mp4"), "--cluster", "auto"]
+    driver = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        while not list(tmp_path.glob(f"{PREFIX}*/video/*/[0-9]*.nut")):  # the workers are at it
+            assert driver.poll() is None, driver.stderr.read()
+            time.sleep(0.01)
+        worker = subprocess.run(["pgrep", "-f", "MapWorker"], capture_output=True, text=True).stdout.split()[0]
+        os.kill(int(worker), 9)
+        _, err = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, err
+    assert "72 frames" in err
+    assert_same_video(tmp_path / "ref.mp4", tmp_path / "out.mp4")

@@ -6,8 +6,9 @@ assembled by remuxing the segments' packets with the source's audio, subtitles, 
 Segment ``k`` holds the frames whose source timestamps fall in ``[lo_k, lo_{k+1})``, where each ``lo``
 after the first is a keyframe's; frames keep their source timestamps (shifted by ``--start``), so the
 assembled video is continuous, variable frame rates included. Segments are stored as NUT, which keeps
-every timestamp exactly and holds any codec; NUT does not store the decoding timestamps of the few
-packets before the first reordered one, so assembly gives those the ticks just before it.
+every timestamp exactly and holds any codec; what it does not keep (frame durations, colour tags, the
+decoding times of the first packets, an offset it adds to streams that start with negative decoding
+times) is kept beside each segment or rebuilt when the output is assembled.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class SegmentPlan:
     seconds: float
 
     def describe(self, seg: Segment) -> str:
-        """``segment 3 of 7 (10.00-15.00 s)``, in the output's time."""
+        """``segment 3 of 7 (10.00 s to 15.04 s)``, in the output's time."""
         lo = max(float(seg.lo * self.time_base) - self.start_s, 0.0)
         hi = "end" if seg.hi is None else f"{float(seg.hi * self.time_base) - self.start_s:.2f} s"
         return f"segment {seg.index + 1} of {len(self.segments)} ({lo:.2f} s to {hi})"
@@ -86,14 +87,6 @@ class SegmentResult:
     notes: list[str] = field(default_factory=list)
     tags: dict[str, int] = field(default_factory=dict)
     """The encoder's colour tags, which NUT does not keep."""
-
-
-class SegmentError(UpscaleError):
-    """A segment could not be made; the segments finished before it are kept."""
-
-    def __init__(self, message: str, frames_done: int) -> None:
-        super().__init__(message)
-        self.frames_done = frames_done
 
 
 def _source_stamp(src: Path) -> list[int]:

@@ -285,6 +285,19 @@ def test_cpu_auto_tile_fits_the_memory_at_hand(monkeypatch: pytest.MonkeyPatch) 
     assert Upscaler(loaded, EngineOptions(device="cpu"))._auto_tile(1080, 1920) == 0
 
 
+def test_cpu_auto_tile_is_decided_for_each_frame_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of photos of different sizes: a small first one must not leave a large one untiled."""
+    from upscale import engine
+
+    loaded = build_model(REGISTRY.get("rlfn"), 2)
+    monkeypatch.setattr(engine, "available_memory", lambda: 64 * 2**20)
+    up = Upscaler(loaded, EngineOptions(device="cpu", precision="fp32"))
+    small, large = np.zeros((24, 32, 3), np.uint8), np.zeros((600, 800, 3), np.uint8)
+    assert up.upscale(small).shape == (48, 64, 3) and up.tile_px == 0
+    assert up.upscale(large).shape == (1200, 1600, 3) and 0 < up.tile_px < 600
+    assert up.upscale(small).shape == (48, 64, 3) and up.tile_px == 0
+
+
 _RSS_SCRIPT = """
 import sys
 import numpy as np

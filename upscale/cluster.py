@@ -237,13 +237,16 @@ def run_images(
 ) -> Iterator[tuple[Any, str | None]]:
     """``(job, error or None)`` for each of a batch's ``jobs``, as the cluster finishes them."""
     roots = sorted({os.path.abspath(j.src.parent) for j in jobs})
+    outputs = sorted({os.path.abspath(j.dst.parent) for j in jobs})
+    for folder in outputs:  # made here, so that workers can check they see them
+        os.makedirs(folder, exist_ok=True)
     rows = {"src": [os.path.abspath(j.src) for j in jobs], "dst": [os.path.abspath(j.dst) for j in jobs]}
     for row in _map(
         address,
         up,
         _ImageWorker,
         list(range(len(jobs))),
-        [str(job_folder), *roots],
+        [str(job_folder), *roots, *outputs],
         rows,
         quality=quality,
         strip_metadata=strip_metadata,

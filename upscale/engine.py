@@ -199,6 +199,9 @@ class Upscaler:
         self.tile_px: int | None = None if opts.tile == "auto" else max(opts.tile, 0)
         if self.tile_px:
             self.tile_px = max(self.tile_px, MIN_TILE_PX, 2 * self.feather)
+        self._auto_tiles: dict[tuple[int, int], int] = {}
+        self._tile_lowered = False
+        """Set once an out-of-memory error has lowered the tile: it then holds for every frame."""
         self.batch_size = opts.batch_size or (1 if self.device.type == "cpu" else 4)
         # NHWC convolutions run on the fast oneDNN/cuDNN kernels: 1.5-2.5x NCHW on CPUs, and tensor cores.
         self._channels_last = self.device.type in ("cuda", "cpu")
@@ -348,8 +351,10 @@ class Upscaler:
 
     def _tiles(self, frame: _Frame) -> list[_Tile]:
         _, h, w = frame.planes.shape
-        if self.tile_px is None:
-            self.tile_px = self._auto_tile(h, w)
+        if self.options.tile == "auto" and not self._tile_lowered:  # decided per frame size, once each
+            if (h, w) not in self._auto_tiles:
+                self._auto_tiles[(h, w)] = self._auto_tile(h, w)
+            self.tile_px = self._auto_tiles[(h, w)]
         t = self.tile_px
         if not t or (h <= t and w <= t):
             return [_Tile(frame, (0, 0, h, w), (0, 0, h, w))]
@@ -461,7 +466,7 @@ class Upscaler:
             new = size // 2
             if new < max(MIN_TILE_PX, 2 * self.feather, self.spec.min_size_px):
                 raise UpscaleError(f"out of memory even with {size}-pixel tiles") from None
-            self.tile_px = new
+            self.tile_px, self._tile_lowered = new, True
             log.warning("out of memory: tile size lowered to %d px", new)
             subs = self._split(tile.frame, tile.core, new)
             tile.frame.pending += len(subs) - 1

@@ -322,16 +322,19 @@ def job_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
-def engine_settings(up: Upscaler) -> dict[str, Any]:
-    """What of the engine shapes a job's result, as its record keeps it."""
+def engine_settings(up: Upscaler, *, cluster: bool = False) -> dict[str, Any]:
+    """What of the engine shapes a job's result, as its record keeps it. On a ``cluster`` each worker
+    resolves ``--precision auto`` for its own device, so the option is kept rather than this machine's
+    choice."""
     from ..jobs import fingerprint
 
     opts = up.options
+    precision = next(name for name, dtype in DTYPES.items() if dtype == up.dtype)
     return {
         "model": up.spec.name,
         "weights": fingerprint(up.model.module),
         "scale": up.model_scale,
-        "precision": next(name for name, dtype in DTYPES.items() if dtype == up.dtype),
+        "precision": opts.precision if cluster else precision,
         "tile": opts.tile,
         "tile pad": up.tile_pad,
         "outscale": opts.outscale,

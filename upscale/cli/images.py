@@ -166,7 +166,12 @@ def images(
     tally.failed = len(failures)
     record = None
     if len(jobs) > 1 or job_dir is not None or cluster is not None:
-        settings = {**engine_settings(up), "format": fmt, "quality": quality, "metadata": not strip_metadata}
+        settings = {
+            **engine_settings(up, cluster=cluster is not None),
+            "format": fmt,
+            "quality": quality,
+            "metadata": not strip_metadata,
+        }
         record = open_job("images", items, output, [j.dst for j in jobs], settings, job_dir=job_dir, restart=restart)
     sources = {j.src.resolve() for j in jobs}
     with (

@@ -252,7 +252,7 @@ def video(
             error_line(item, reason)
         counts.total, counts.failed = len(jobs) + len(failures), len(failures)
         settings = {
-            **engine_settings(up),
+            **engine_settings(up, cluster=cluster is not None),
             **{k: v for k, v in asdict(opts.encode).items() if k != "quiet"},
             "container": container,
             "audio": not no_audio,

@@ -17,6 +17,7 @@ from ..io.files import same_file
 from ..jobs import JobRecord
 from ..models import REGISTRY, LoadedModel, default_model_name, default_weights, load_model, model_of_weights
 from ..models.loading import recorded_scale
+from .batch import Job, Tally
 from .console import error_line, notice
 
 log = logging.getLogger("upscale")
@@ -364,6 +365,21 @@ def open_job(
     if record.resumed:
         notice(f"resuming the unfinished job recorded in {record.folder}")
     return record
+
+
+def to_run(job: Job, record: JobRecord | None, sources: set[Path], existing: str, tally: Tally) -> bool:
+    """Whether a batch's ``job`` still needs running; if not, counted in ``tally`` (finished by an earlier
+    run of the job, skipped, or failed after a one-line error). Outputs the job made are its own to
+    replace; other existing outputs follow ``existing``."""
+    if record is not None and record.is_done(job.src, job.dst):
+        tally.resumed += 1
+        return False
+    allowed = output_allowed(
+        job.src, job.dst, sources, "overwrite" if record is not None and record.owns(job.dst) else existing
+    )
+    tally.skipped += allowed is None
+    tally.failed += allowed is False
+    return bool(allowed)
 
 
 def output_allowed(src: Path, dst: Path, sources: set[Path], existing: str) -> bool | None:

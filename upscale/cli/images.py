@@ -33,7 +33,7 @@ from .common import (
     job_options,
     join_cluster,
     open_job,
-    output_allowed,
+    to_run,
 )
 from .console import error_line, notice, verbosity_options
 
@@ -178,20 +178,8 @@ def images(
         batch_outcome(tally, quiet=quiet, record=record),
         tqdm(total=len(jobs), desc="images", unit="img", disable=quiet or not jobs, file=sys.stderr) as bar,
     ):
-        todo: list[Job] = []
-        for job in jobs:
-            if record is not None and record.is_done(job.src, job.dst):
-                tally.resumed += 1
-                bar.update()
-                continue
-            policy = "overwrite" if record is not None and record.owns(job.dst) else existing
-            allowed = output_allowed(job.src, job.dst, sources, policy)
-            if not allowed:
-                tally.skipped += allowed is None
-                tally.failed += allowed is False
-                bar.update()
-                continue
-            todo.append(job)
+        todo = [job for job in jobs if to_run(job, record, sources, existing, tally)]
+        bar.update(len(jobs) - len(todo))
         if cluster is not None:
             from ..cluster import run_images
 

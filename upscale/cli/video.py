@@ -25,7 +25,7 @@ from .common import (
     job_options,
     join_cluster,
     open_job,
-    output_allowed,
+    to_run,
 )
 from .console import error_line, notice, verbosity_options
 from .progress import FrameProgress
@@ -266,13 +266,7 @@ def video(
         sources = {j.src.resolve() for j in jobs}
         mode = "none" if quiet else progress_mode
         for job in jobs:
-            if record.is_done(job.src, job.dst):
-                counts.resumed += 1
-                continue
-            allowed = output_allowed(job.src, job.dst, sources, "overwrite" if record.owns(job.dst) else existing)
-            if not allowed:
-                counts.skipped += allowed is None
-                counts.failed += allowed is False
+            if not to_run(job, record, sources, existing, counts):
                 continue
             if _run_one(job, up, opts, mode, quiet, record.work_folder(job.dst), cluster):
                 counts.done += 1

@@ -11,7 +11,9 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import av
 import numpy as np
 import torch
 
@@ -147,6 +149,19 @@ def interleaved(variants: dict[str, Callable[[], None]], rounds: int) -> dict[st
             fn()
             times[name].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def encode_pan(path: Path, base: np.ndarray, width: int, frames: int, options: dict[str, str], rate: int = 24) -> None:
+    """A libx264 clip of a ``width``-wide window panning across the RGB image ``base``."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=rate, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, base.shape[0], "yuv420p"
+        for i in range(frames):
+            x = ((base.shape[1] - width) * i) // max(frames - 1, 1)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(base[:, x : x + width]), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
 
 
 def machine(device: str) -> str:

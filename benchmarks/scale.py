@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
+import _harness as h
 import cv2
 import numpy as np
 
@@ -57,17 +57,7 @@ def make_clip(path: Path, width: int, height: int, frames: int) -> None:
     """A pan across a photo-like image, libx264 with a keyframe every ``KEYFRAME_S`` seconds."""
     base = photo_like(width * 2, height, 1000)
     gop = str(round(FPS * KEYFRAME_S))
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(
-            "libx264", rate=FPS, options={"crf": "16", "g": gop, "keyint_min": gop, "sc_threshold": "0"}
-        )
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(frames):
-            x = (width * i) // max(frames - 1, 1)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(base[:, x : x + width]), format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    h.encode_pan(path, base, width, frames, {"crf": "16", "g": gop, "keyint_min": gop, "sc_threshold": "0"}, FPS)
 
 
 def cpu_model() -> str:

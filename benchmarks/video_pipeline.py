@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import av
+import _harness as h
 import cv2
 import numpy as np
 import torch
@@ -42,15 +42,7 @@ def make_clip(path: Path, width: int, height: int, frames: int) -> None:
         interpolation=cv2.INTER_CUBIC,
     )
     base = cv2.GaussianBlur(base, (0, 0), 1.0)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24, options={"crf": "16"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(frames):
-            x = (width * i) // max(frames - 1, 1)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(base[:, x : x + width]), format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    h.encode_pan(path, base, width, frames, {"crf": "16"})
 
 
 def engine_fps(up: Upscaler, src: Path, codec: str) -> tuple[float, int]:

@@ -14,7 +14,7 @@ import click
 from ..engine import DTYPES, EngineOptions, Upscaler
 from ..errors import UpscaleError
 from ..io.files import same_file
-from ..jobs import JobRecord
+from ..jobs import JobError, JobRecord, fingerprint, job_folder
 from ..models import REGISTRY, LoadedModel, default_model_name, default_weights, load_model, model_of_weights
 from ..models.loading import recorded_scale
 from .batch import Job, Tally
@@ -327,8 +327,6 @@ def engine_settings(up: Upscaler, *, cluster: bool = False) -> dict[str, Any]:
     """What of the engine shapes a job's result, as its record keeps it. On a ``cluster`` each worker
     resolves ``--precision auto`` for its own device, so the option is kept rather than this machine's
     choice."""
-    from ..jobs import fingerprint
-
     opts = up.options
     precision = next(name for name, dtype in DTYPES.items() if dtype == up.dtype)
     return {
@@ -353,8 +351,6 @@ def open_job(
     restart: bool,
 ) -> JobRecord:
     """The batch's job record (resumed or new), or a one-line error for one that cannot be resumed."""
-    from ..jobs import JobError, JobRecord, job_folder
-
     folder = job_dir or job_folder(kind, inputs, output, outputs)
     try:
         record = JobRecord.open(

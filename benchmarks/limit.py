@@ -5,10 +5,12 @@ device has native kernels for. Then, per model and input size, the engine with i
 (``--precision auto``, ``--tile auto``) and with ``--precision fp32``: achieved GFLOP/s (2 x the
 convolution MACs of a whole frame, ``upscale.eval.flops``) as a share of the peak in the precision the
 engine ran, and its speed against a bare fp32 NCHW ``model(x)`` loop, which stands for the usual
-research-code inference loop.
+research-code inference loop. ``--compile`` adds the engine with ``torch.compile`` (timed after one
+untimed pass, which compiles).
 
     python benchmarks/limit.py                              # esrgan and rlfn x4, 320x180
     python benchmarks/limit.py --models rlfn --sizes 320x180,1280x720 --rounds 3
+    python benchmarks/limit.py --device cuda --sizes 320x180,1280x720 --frames 8 --compile
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--compile", action="store_true", help="also time the engine with --compile")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,6 +94,8 @@ def main() -> None:
                 "engine (defaults)": Upscaler(loaded, EngineOptions(device=args.device)),
                 "engine --precision fp32": Upscaler(loaded, EngineOptions(device=args.device, precision="fp32")),
             }
+            if args.compile:
+                engines["engine --compile"] = Upscaler(loaded, EngineOptions(device=args.device, compile=True))
             variants = {k: h.engine_run(up, frames) for k, up in engines.items()}
             bare_module = build_model(spec, 4).module
             bare_module.load_state_dict(loaded.module.state_dict())

@@ -167,7 +167,8 @@ def test_a_device_that_is_no_device_is_a_usage_error(tmp_path: Path, clip: Path,
         assert r.exit_code == 2, r.output
         (line,) = error_lines(r.stderr)
         assert line == (
-            f"Error: Invalid value for '--device': '{device}' is not a device; use auto, cpu, cuda, cuda:N or mps"
+            f"Error: Invalid value for '--device': '{device}' is not a device; use auto, cpu, cuda, cuda:N or mps, "
+            "or several joined by commas"
         )
         assert "mkldnn" not in r.output  # not torch's list of every device type
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "clip.mp4"]

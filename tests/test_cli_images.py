@@ -221,3 +221,33 @@ def test_every_model_runs_through_images_on_a_real_photo(name: str, tmp_path: Pa
     assert r.exit_code == 0, r.output
     out = read_rgb(tmp_path / f"photo_x{spec.default_scale}.png")
     assert out.shape == (20 * spec.default_scale, 24 * spec.default_scale, 3)
+
+
+def test_several_devices_and_compile_give_the_plain_images(photos_dir: Path, tmp_path: Path) -> None:
+    """``--device cpu,cpu`` deals the folder's images to two engines as ``cuda:0,cuda:1`` does; the
+    files equal one device's byte for byte. ``--compile`` gives them within one level."""
+    torch.manual_seed(0)
+    weights = tmp_path / "srcnn_x2.safetensors"
+    save_file(build_model(REGISTRY.get("srcnn"), 2).module.state_dict(), str(weights))
+    base = ["images", str(photos_dir), "-r", "-m", "srcnn", "-s", "2", "--weights", str(weights)]
+    base += ["--format", "png", "-q"]
+    outs = {}
+    for name, extra in (("one", ["--device", "cpu"]), ("two", ["--device", "cpu,cpu"]), ("compiled", ["--compile"])):
+        r = run(*base, "-o", str(tmp_path / name), *extra)
+        assert r.exit_code == 0, r.output
+        outs[name] = sorted((tmp_path / name).rglob("*.png"))
+        assert len(outs[name]) == 4 and no_partial_files(tmp_path / name)
+    for a, b, c in zip(outs["one"], outs["two"], outs["compiled"], strict=True):
+        assert a.relative_to(tmp_path / "one") == b.relative_to(tmp_path / "two")
+        assert a.read_bytes() == b.read_bytes()
+        assert np.abs(read_rgb(c).astype(int) - read_rgb(a)).max() <= 1
+
+
+def test_a_list_of_devices_checks_each(photos_dir: Path) -> None:
+    r = run("images", str(photos_dir / "chelsea.png"), "-m", "bicubic", "--device", "cpu,gpu")
+    assert r.exit_code == 2
+    assert "'cpu,gpu' is not a device; use auto, cpu, cuda, cuda:N or mps, or several joined by commas" in r.output
+    if not torch.cuda.is_available():
+        r = run("images", str(photos_dir / "chelsea.png"), "-m", "bicubic", "--device", "cpu,cuda:1")
+        assert r.exit_code == 1 and "Error: device 'cuda:1' asked for, but CUDA is not available" in r.output
+    assert not (photos_dir / "chelsea_x4.png").exists()

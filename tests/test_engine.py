@@ -340,3 +340,97 @@ def test_cpu_auto_tile_bounds_the_real_peak_memory() -> None:
     assert untiled_tile == 0 and 0 < tiled_tile < 768, mib
     assert tiled <= engine.CPU_MEMORY_SHARE * 2**30 + 256 * 2**20, mib
     assert tiled < 0.8 * untiled, mib
+
+
+class _ThreadNames(nn.Module):
+    """Bicubic x2 that records which thread ran each batch."""
+
+    def __init__(self, *, scale: int = 2) -> None:
+        super().__init__()
+        self.scale, self.threads = scale, set()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import threading
+
+        self.threads.add(threading.current_thread().name)
+        return imresize(x, scale=self.scale)
+
+
+def test_several_devices_take_frames_in_turn_and_keep_their_order() -> None:
+    """``--device cpu,cpu`` runs the same dealing, threads and ordering as ``cuda:0,cuda:1``."""
+    model = _model("srcnn")
+    sizes = [(40, 32), (40, 32), (56, 24), (40, 32), (33, 47), (40, 32), (56, 24)]
+    names = ["astronaut", "coffee", "chelsea", "rocket"]
+    frames = [photo(names[i % 4], size) for i, size in enumerate(sizes)]
+    one = list(Upscaler(model, EngineOptions(device="cpu", tile=16, batch_size=2)).upscale_many(iter(frames)))
+    two = Upscaler(model, EngineOptions(device="cpu,cpu", tile=16, batch_size=2))
+    assert [r.device.type for r in two._replicas] == ["cpu", "cpu"]
+    spread = list(two.upscale_many(iter(frames)))
+    assert len(spread) == len(frames)
+    for a, b in zip(spread, one, strict=True):
+        assert np.array_equal(a, b)
+
+    spec = ModelSpec(name="threads", build=_ThreadNames, scales=(2,), needs_weights=False)
+    counted = build_model(spec, 2)
+    list(Upscaler(counted, EngineOptions(device="cpu,cpu", tile=0)).upscale_many(iter(frames)))
+    assert counted.module.threads == {"upscale-device0", "upscale-device1"}
+
+
+def test_several_devices_raise_a_bad_frame_after_the_frames_before_it() -> None:
+    up = Upscaler(_model("bicubic"), EngineOptions(device="cpu,cpu", tile=0))
+    good = photo("coffee", (24, 16))
+    frames = [good, good, np.zeros((4, 4, 2), np.uint8), good]
+    outs = up.upscale_many(iter(frames))
+    assert next(outs).shape == next(outs).shape == (64, 96, 3)
+    with pytest.raises(UpscaleError, match="shape"):
+        next(outs)
+
+
+def test_batches_left_running_give_the_same_frames() -> None:
+    """CUDA leaves one batch running while the host stitches the one before; the same bookkeeping
+    on the CPU must give the frames unchanged and in order."""
+    model = _model("srcnn")
+    frames = [photo(n, (40, 32)) for n in ("astronaut", "coffee", "chelsea", "rocket", "coffee")]
+    plain = list(Upscaler(model, EngineOptions(tile=16, batch_size=3)).upscale_many(iter(frames)))
+    up = Upscaler(model, EngineOptions(tile=16, batch_size=3))
+    up._in_flight = 2
+    for a, b in zip(up.upscale_many(iter(frames)), plain, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_compiled_network_gives_the_plain_result() -> None:
+    from torch._dynamo.utils import counters
+
+    model = _model("srcnn")
+    img = photo("chelsea", (48, 40))
+    plain = Upscaler(model, EngineOptions(tile=0, precision="fp32")).upscale(img)
+    counters.clear()
+    up = Upscaler(model, EngineOptions(tile=0, precision="fp32", compile=True))
+    compiled = up.upscale(img)
+    assert counters["stats"]["unique_graphs"] >= 1, "nothing was compiled"
+    assert np.abs(compiled.astype(int) - plain).max() <= 1
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_streams_give_the_synchronous_result() -> None:  # pragma: no cover - runs on GPU machines
+    model = _model("rlfn")
+    frames = [photo(n, (96, 80)) for n in ("astronaut", "coffee", "chelsea", "rocket")]
+    overlapped = Upscaler(model, EngineOptions(device="cuda", precision="fp32", tile=48, batch_size=2))
+    assert overlapped._streams is not None and overlapped._in_flight == 1
+    plain = Upscaler(model, EngineOptions(device="cuda", precision="fp32", tile=48, batch_size=2))
+    plain._streams, plain._in_flight = None, 0
+    for a, b in zip(overlapped.upscale_many(iter(frames)), plain.upscale_many(iter(frames)), strict=True):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_two_gpus_give_the_one_gpu_result() -> None:  # pragma: no cover - runs on multi-GPU machines
+    model = _model("rlfn")
+    frames = [photo(n, (96, 80)) for n in ("astronaut", "coffee", "chelsea", "rocket", "coffee")]
+    one = Upscaler(model, EngineOptions(device="cuda:0", precision="fp32", tile=0))
+    two = Upscaler(model, EngineOptions(device="cuda:0,cuda:1", precision="fp32", tile=0))
+    assert [str(r.device) for r in two._replicas] == ["cuda:0", "cuda:1"]
+    for a, b in zip(two.upscale_many(iter(frames)), one.upscale_many(iter(frames)), strict=True):
+        assert np.abs(a.astype(int) - b).max() <= 1

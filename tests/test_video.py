@@ -462,3 +462,17 @@ def test_outputs_that_would_collide_are_named_apart(tmp_path: Path) -> None:
     # a second run does not take the first run's output for another input
     code, out = run(folder, "-m", "bicubic", "-s", "2", "-o", tmp_path / "one.mp4")
     assert code == 2 and "names one file, but there are 2 videos" in out
+
+
+def test_two_devices_give_the_one_device_video(tmp_path: Path) -> None:
+    """Frames dealt to two engines (``--device cpu,cpu``, as ``cuda:0,cuda:1``) come back in order."""
+    src = make_video(tmp_path / "in.mp4", audio="aac", pts_ms=VFR_MS)
+    weights = _y_model_weights(tmp_path)
+    for name, device in (("one.mp4", "cpu"), ("two.mp4", "cpu,cpu")):
+        code, out = run(src, "-m", "srcnn", "-s", "2", "--weights", weights, "--device", device, "-o", tmp_path / name)
+        assert code == 0, out
+    a, b = probe(tmp_path / "one.mp4"), probe(tmp_path / "two.mp4")
+    assert b.times == a.times and b.packets == a.packets
+    with av.open(str(tmp_path / "one.mp4")) as one, av.open(str(tmp_path / "two.mp4")) as two:
+        for fa, fb in zip(one.decode(video=0), two.decode(video=0), strict=True):
+            assert np.array_equal(fa.to_ndarray(format="rgb24"), fb.to_ndarray(format="rgb24"))

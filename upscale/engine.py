@@ -6,12 +6,17 @@ inward at the frame border, so every tile of a frame has one shape and tiles of 
 one batch). From each tile's output the engine keeps the core and a ``feather`` band around it, and
 cross-fades neighbouring bands with linear weights that sum to one. Where the model's receptive field
 fits in ``tile_pad - feather`` the stitched result equals the untiled one.
+
+On CUDA a batch's upload, network and download are queued on three streams from pinned host memory,
+and the engine cuts and stitches the tiles of one batch while the GPU runs the next. Several devices
+(``cuda:0,cuda:1``) each get their own copy of the network and frames in turn.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import itertools
 import logging
@@ -30,6 +35,7 @@ import torch.nn.functional as F
 
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import UpscaleError
+from .io.pipeline import Pipeline
 from .models.loading import LoadedModel
 from .resize import imresize
 
@@ -45,6 +51,9 @@ MIN_TILE_PX = 32
 CPU_MEMORY_SHARE = 0.5
 """On the CPU, ``tile='auto'`` keeps a frame's estimated working memory within this share of the
 memory available when it starts; frames that fit run untiled."""
+CPU_TILED_BUDGET = 10 * 2**30
+"""Most estimated working memory a tiled CPU frame may use, however much RAM is free: tiles larger than
+this buy a few percent of speed for gigabytes (ESRGAN x4 on a 1080p frame peaks near 5 GiB RSS)."""
 CPU_ESTIMATE_FACTOR = 2.5
 """Measured peak RSS growth over :func:`~upscale.eval.flops.activation_bytes` through the engine
 (frame buffers, skip connections): 2.3x for RLFN, 0.9x for ESRGAN."""
@@ -53,7 +62,8 @@ CPU_ESTIMATE_FACTOR = 2.5
 @dataclass(frozen=True)
 class EngineOptions:
     device: str = "auto"
-    """``auto`` (CUDA, then MPS, then CPU), or any torch device string."""
+    """``auto`` (CUDA, then MPS, then CPU), any torch device string, or several joined by commas
+    (``cuda:0,cuda:1``): frames then go in turn to one copy of the network per device."""
     precision: Precision = "auto"
     """``auto`` is fp16 on CUDA; bf16 on CPUs with native bf16 for models declaring it safe; else fp32."""
     tile: int | Literal["auto"] = "auto"
@@ -64,7 +74,10 @@ class EngineOptions:
     """Tiles (or whole frames) per forward pass; None: 4 on a GPU, 1 on the CPU, where batching
     only costs cache locality."""
     outscale: float | None = None
-    """Final scale; the model's output is resized to it. None keeps the model's scale."""
+    """Final scale: the model's output is resized to it. None keeps the model's scale."""
+    compile: bool = False
+    """Run the network through ``torch.compile`` (the first frame of each size pays for compiling;
+    torch falls back to the plain network where compiling fails)."""
 
 
 def available_memory() -> int:
@@ -80,6 +93,11 @@ def available_memory() -> int:
         if limit != "max":
             avail = min(avail, int(limit) - int((cgroup / "memory.current").read_text()))
     return max(avail, 0)
+
+
+def pick_devices(names: str = "auto") -> list[torch.device]:
+    """The devices of a ``--device`` value: one, or several joined by commas."""
+    return [pick_device(name.strip()) for name in names.split(",")]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -156,6 +174,21 @@ class _Tile:
 
 
 @dataclass
+class _Batch:
+    """Tiles on their way through the network; ``out`` holds their outputs once ``done``."""
+
+    tiles: list[_Tile]
+    host_in: torch.Tensor
+    """N×C×h×w float32 windows (pinned on CUDA), kept to redo a non-finite batch in fp32."""
+    out: torch.Tensor
+    """N×C×H×W float32 outputs on the host (pinned on CUDA)."""
+    done: Any = None
+    """CUDA event recorded after the download; None where the work ran synchronously."""
+    nonfinite: torch.Tensor | bool = False
+    """Whether a half-precision output held NaN or inf (a device tensor on CUDA, read once done)."""
+
+
+@dataclass
 class _FrameMeta:
     dtype: np.dtype
     max_value: float
@@ -173,7 +206,8 @@ class Upscaler:
         self.model = model
         self.spec = model.spec
         self.options = opts
-        self.device = pick_device(opts.device)
+        devices = pick_devices(opts.device)
+        self.device = devices[0]
         self.dtype = pick_dtype(
             opts.precision,
             self.device,
@@ -209,8 +243,23 @@ class Upscaler:
             # Tiles of a run share one shape, so cuDNN's per-shape algorithm search pays off.
             torch.backends.cudnn.benchmark = True
         self.module = self._place(model.module, self.dtype)
+        self._probe_module = self.module
+        """The uncompiled network: measuring memory for ``tile='auto'`` should not compile a shape."""
+        if opts.compile:
+            # A failed compilation (no C++ compiler, an unsupported operator) runs the plain network.
+            torch._dynamo.config.suppress_errors = True
+            self.module = torch.compile(self.module, dynamic=False)
         self._fp32_module: torch.nn.Module | None = None
         self._warned_nonfinite = False
+        self._streams = (
+            (torch.cuda.Stream(self.device), torch.cuda.Stream(self.device)) if self.device.type == "cuda" else None
+        )
+        """Upload and download streams, so copies overlap the network on the compute stream."""
+        self._in_flight = 1 if self.device.type == "cuda" else 0
+        """Batches left running while the host stitches earlier ones and cuts the next."""
+        self._replicas: list[Upscaler] = [self] + [
+            Upscaler(model, dataclasses.replace(opts, device=str(d))) for d in devices[1:]
+        ]
 
     # ------------------------------------------------------------------ public API
     def upscale(self, img: np.ndarray) -> np.ndarray:
@@ -314,7 +363,9 @@ class Upscaler:
         torch.cuda.reset_peak_memory_stats(self.device)
         base = torch.cuda.memory_allocated(self.device)
         c = self._in_channels()
-        self._forward([np.zeros((c, probe, probe), np.float32)] * self.batch_size)
+        probe_frame = _Frame(np.zeros((c, probe, probe), np.float32), None)
+        box = (0, 0, probe, probe)
+        self._result(self._launch([_Tile(probe_frame, box, box)] * self.batch_size, self._probe_module))
         per_px = max(1.0, (torch.cuda.max_memory_allocated(self.device) - base) / (self.batch_size * probe * probe))
         side = int(math.sqrt(0.6 * free / (per_px * self.batch_size))) - 2 * self.tile_pad
         side = max(MIN_TILE_PX, min(side, 2048) // 16 * 16)
@@ -334,6 +385,7 @@ class Upscaler:
         budget = CPU_MEMORY_SHARE * available_memory()
         if h * w * per_px <= budget:
             return 0
+        budget = min(budget, CPU_TILED_BUDGET)
         # The whole frame's planes stay in memory while it is tiled: input, output and the final image.
         frame = 4 * self._in_channels() * h * w * (1 + 2 * self.model_scale**2)
         side = int(math.sqrt(max(budget - frame, 0) / per_px)) - 2 * self.tile_pad
@@ -415,14 +467,25 @@ class Upscaler:
     # ------------------------------------------------------------------ running
     def _run(self, items: Iterable[tuple[Any, np.ndarray]]) -> Iterator[tuple[Any, np.ndarray]]:
         """Feed (meta, C×H×W planes) through the model; yield (meta, C×H·s×W·s output) in order."""
+        if len(self._replicas) == 1:
+            yield from self._run_here(items)
+            return
+        with Pipeline(depth=2 * self.batch_size) as pipe:
+            yield from pipe.spread([r._run_here for r in self._replicas], items, name="device")
+
+    def _run_here(self, items: Iterable[tuple[Any, np.ndarray]]) -> Iterator[tuple[Any, np.ndarray]]:
+        """:meth:`_run` on this engine's own device."""
         frames: deque[_Frame] = deque()
         queue: dict[tuple[int, int], list[_Tile]] = {}
+        running: deque[_Batch] = deque()
 
-        def flush(shape: tuple[int, int] | None = None) -> None:
+        def flush(shape: tuple[int, int] | None = None, *, keep: int | None = None) -> None:
             for key in [shape] if shape is not None else list(queue):
                 tiles = queue.pop(key, [])
                 if tiles:
-                    self._run_tiles(tiles)
+                    running.extend(self._submit_tiles(tiles))
+            while len(running) > (self._in_flight if keep is None else keep):
+                self._collect(running.popleft())
 
         def ready() -> Iterator[tuple[Any, np.ndarray]]:
             while frames and frames[0].pending == 0:
@@ -443,13 +506,14 @@ class Upscaler:
             if len(frames) > self.batch_size:  # bound the frames held while a batch fills
                 flush()
             yield from ready()
-        flush()
+        flush(keep=0)
         yield from ready()
 
-    def _run_tiles(self, tiles: list[_Tile]) -> None:
-        """Run tiles, halving the batch and then the tile on CUDA out-of-memory errors."""
+    def _submit_tiles(self, tiles: list[_Tile]) -> list[_Batch]:
+        """Start tiles through the network, halving the batch and then the tile on out-of-memory errors
+        (raised when memory is allocated, so before anything of the batch runs)."""
         try:
-            outs = self._forward([self._crop(t) for t in tiles])
+            return [self._launch(tiles)]
         except _OOM:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -457,9 +521,7 @@ class Upscaler:
                 self.batch_size = max(1, len(tiles) // 2)
                 log.warning("out of memory: batch size lowered to %d", self.batch_size)
                 half = len(tiles) // 2
-                self._run_tiles(tiles[:half])
-                self._run_tiles(tiles[half:])
-                return
+                return self._submit_tiles(tiles[:half]) + self._submit_tiles(tiles[half:])
             tile = tiles[0]
             r0, c0, r1, c1 = tile.core
             size = max(r1 - r0, c1 - c0)
@@ -470,10 +532,10 @@ class Upscaler:
             log.warning("out of memory: tile size lowered to %d px", new)
             subs = self._split(tile.frame, tile.core, new)
             tile.frame.pending += len(subs) - 1
-            for sub in subs:
-                self._run_tiles([sub])
-            return
-        for tile, out in zip(tiles, outs, strict=True):
+            return [batch for sub in subs for batch in self._submit_tiles([sub])]
+
+    def _collect(self, batch: _Batch) -> None:
+        for tile, out in zip(batch.tiles, self._result(batch), strict=True):
             self._accumulate(tile, out)
             tile.frame.pending -= 1
 
@@ -493,20 +555,50 @@ class Upscaler:
             module = module.to(memory_format=torch.channels_last)
         return module
 
-    def _forward(self, windows: list[np.ndarray]) -> list[np.ndarray]:
-        x = torch.from_numpy(np.stack(windows))
-        if self.device.type == "cuda":
-            x = x.pin_memory()
-        x = x.to(self.device, non_blocking=True)
-        out = self._forward_tensor(x, self.module, self.dtype)
-        if self.dtype != torch.float32 and not torch.isfinite(out).all():
+    def _launch(self, tiles: list[_Tile], module: torch.nn.Module | None = None) -> _Batch:
+        """Start a batch of equal-sized tiles. On CUDA: upload from pinned memory on one stream, run the
+        network on the compute stream, download into pinned memory on another, and return at once."""
+        module = module or self.module
+        windows = [self._crop(t) for t in tiles]
+        cuda = self._streams is not None
+        host_in = torch.empty((len(windows), *windows[0].shape), dtype=torch.float32, pin_memory=cuda)
+        np.stack(windows, out=host_in.numpy())
+        half = self.dtype != torch.float32
+        if not cuda:
+            y = self._forward_tensor(host_in.to(self.device), module, self.dtype)
+            nonfinite = half and not bool(torch.isfinite(y).all())
+            return _Batch(tiles, host_in, y.float().clamp(0.0, 1.0).cpu(), nonfinite=nonfinite)
+        upload, download = self._streams
+        compute = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(upload):
+            x = host_in.to(self.device, non_blocking=True)
+        compute.wait_stream(upload)
+        x.record_stream(compute)
+        y = self._forward_tensor(x, module, self.dtype)
+        nonfinite = ~torch.isfinite(y).all() if half else False
+        y = y.float().clamp(0.0, 1.0)
+        out = torch.empty(y.shape, dtype=torch.float32, pin_memory=True)
+        download.wait_stream(compute)
+        with torch.cuda.stream(download):
+            out.copy_(y, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(download)
+        y.record_stream(download)
+        return _Batch(tiles, host_in, out, done, nonfinite)
+
+    def _result(self, batch: _Batch) -> np.ndarray:
+        """A batch's N×C×H×W outputs, once done; redone in fp32 where half precision overflowed."""
+        if batch.done is not None:
+            batch.done.synchronize()
+        if bool(batch.nonfinite):
             if not self._warned_nonfinite:
                 log.warning("%s produced non-finite values; redoing those batches in fp32", self.dtype)
                 self._warned_nonfinite = True
             if self._fp32_module is None:
                 self._fp32_module = self._place(self.model.module, torch.float32)
-            out = self._forward_tensor(x, self._fp32_module, torch.float32)
-        return list(out.float().clamp(0.0, 1.0).cpu().numpy())
+            y = self._forward_tensor(batch.host_in.to(self.device), self._fp32_module, torch.float32)
+            return y.float().clamp(0.0, 1.0).cpu().numpy()
+        return batch.out.numpy()
 
     @torch.inference_mode()
     def _forward_tensor(self, x: torch.Tensor, module: torch.nn.Module, dtype: torch.dtype) -> torch.Tensor:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..engine import EngineOptions, Upscaler, pick_device
+from ..engine import EngineOptions, Upscaler, pick_devices
 from ..errors import UpscaleError, WeightsError
 from ..eval.speed import SpeedResult, measure, supported_precisions, synthetic_frames
 from ..models import REGISTRY, LoadedModel, build_model
@@ -144,6 +144,7 @@ def bench(
     precision: str,
     tile: int | str,
     tile_pad: int | None,
+    compile_net: bool,
     batch_size: int,
     compare: bool,
     tiles: list[int],
@@ -157,7 +158,7 @@ def bench(
     """
     try:
         loaded, random = _load(model, scale, weights, random_weights, offline)
-        dev = pick_device(device)
+        dev = pick_devices(device)[0]
         count = frames or (20 if dev.type != "cpu" else 3)
         width, height = size
         min_side = loaded.spec.min_size_px
@@ -173,7 +174,14 @@ def bench(
             configs = [(precision, tile)]
         results = []
         for prec, t in configs:
-            opts = EngineOptions(device=str(dev), precision=prec, tile=t, tile_pad=tile_pad, batch_size=batch_size)  # type: ignore[arg-type]
+            opts = EngineOptions(
+                device=device,
+                precision=prec,  # type: ignore[arg-type]
+                tile=t,  # type: ignore[arg-type]
+                tile_pad=tile_pad,
+                batch_size=batch_size,
+                compile=compile_net,
+            )
             if not quiet:
                 click.echo(f"timing {loaded.spec.name} x{loaded.scale}: {prec}, tile {t}", err=True)
             # a copy per run: the engine converts the module it is given to its precision in place

@@ -39,14 +39,20 @@ class TileParam(click.ParamType):
 
 
 class DeviceParam(click.ParamType):
-    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; anything else is a usage error."""
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, or several joined by commas; anything else is a
+    usage error."""
 
     name = "DEVICE"
-    _SYNTAX = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+    _ONE = r"(auto|cpu|mps|cuda(:\d+)?)"
+    _SYNTAX = re.compile(rf"{_ONE}(,{_ONE})*")
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         if not self._SYNTAX.fullmatch(str(value)):
-            self.fail(f"{value!r} is not a device; use auto, cpu, cuda, cuda:N or mps", param, ctx)
+            self.fail(
+                f"{value!r} is not a device; use auto, cpu, cuda, cuda:N or mps, or several joined by commas",
+                param,
+                ctx,
+            )
         return str(value)
 
 
@@ -151,7 +157,7 @@ def device_options(*, precision: str = "auto", tile: str = "auto") -> Callable[[
                     type=DeviceParam(),
                     default="auto",
                     show_default=True,
-                    help="auto, cpu, cuda, cuda:1, mps.",
+                    help="auto, cpu, cuda, cuda:1, mps; cuda:0,cuda:1 deals frames to both GPUs in turn.",
                 ),
                 click.option(
                     "--precision",
@@ -172,6 +178,13 @@ def device_options(*, precision: str = "auto", tile: str = "auto") -> Callable[[
                     type=click.IntRange(0),
                     default=None,
                     help="Context around each tile in input pixels (default: the model's receptive field).",
+                ),
+                click.option(
+                    "--compile",
+                    "compile_net",
+                    is_flag=True,
+                    help="Compile the network with torch.compile: faster on some devices once each frame size "
+                    "has compiled (which takes a while).",
                 ),
             ],
         )
@@ -212,6 +225,7 @@ def build_upscaler(
     tile_pad: int | None = None,
     batch_size: int | None = None,
     outscale: float | None = None,
+    compile_net: bool = False,
     offline: bool = False,
 ) -> Upscaler:
     """Load the model and start the engine; any problem becomes a one-line :class:`click.ClickException`.
@@ -231,6 +245,7 @@ def build_upscaler(
                 tile_pad=tile_pad,
                 batch_size=batch_size,
                 outscale=outscale,
+                compile=compile_net,
             ),
         )
     except UpscaleError as exc:

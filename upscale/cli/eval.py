@@ -110,6 +110,7 @@ def eval_command(
     precision: str,
     tile: int | str,
     tile_pad: int | None,
+    compile_net: bool,
     quiet: bool,
 ) -> None:
     """Evaluate MODEL on folders of HR images: PSNR and SSIM on Y, per image and mean, beside bicubic.
@@ -134,6 +135,7 @@ def eval_command(
         precision=precision,
         tile=tile,
         tile_pad=tile_pad,
+        compile_net=compile_net,
         batch_size=1,
     )
     if scale is None and up.spec.any_scale:

@@ -13,10 +13,11 @@ pressed while the stages wind down is held and raised once they have.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 A = TypeVar("A")
@@ -79,6 +80,50 @@ class Pipeline:
             self._threads.append(thread)
         thread.start()
         return self._drain(q)
+
+    def spread(
+        self,
+        works: Sequence[Callable[[Iterator[A]], Iterable[B]]],
+        source: Iterable[A],
+        *,
+        name: str = "lane",
+    ) -> Iterator[B]:
+        """Deal ``source``'s items in turn to one stage per entry of ``works`` (each on its own thread)
+        and yield their results in ``source``'s order. Each work must give one result per item.
+
+        An error raised by ``source`` reaches the stage whose turn it was, so it surfaces in order.
+        """
+        lanes: list[queue.Queue[tuple[int, Any]]] = [queue.Queue(maxsize=self.depth) for _ in works]
+
+        def deal() -> None:
+            dealt = 0
+            try:
+                for item in source:
+                    self._put(lanes[dealt % len(lanes)], (_ITEM, item))
+                    dealt += 1
+                for lane in lanes:
+                    self._put(lane, (_END, None))
+            except _Stopped:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - raised by the stage whose turn it was
+                with contextlib.suppress(_Stopped):
+                    for k in range(len(lanes)):
+                        lane = lanes[(dealt + k) % len(lanes)]
+                        self._put(lane, (_ERROR, exc) if k == 0 else (_END, None))
+
+        dealer = threading.Thread(target=deal, name=f"upscale-{name}-dealer", daemon=True)
+        self._threads.append(dealer)
+        dealer.start()
+        outputs = [
+            self.stage(work, self._drain(lane), name=f"{name}{k}")
+            for k, (work, lane) in enumerate(zip(works, lanes, strict=True))
+        ]
+        for k in itertools.cycle(range(len(outputs))):
+            try:
+                item = next(outputs[k])
+            except StopIteration:
+                return
+            yield item
 
     def _put(self, q: queue.Queue, entry: tuple[int, Any]) -> None:
         while True:

@@ -28,10 +28,11 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _interrupt(clips: Path, out: Path, *, after_done: int, delay_s: float) -> tuple[int, str]:
+def _interrupt(clips: Path, out: Path, *, after_done: int, delay_s: float, device: str = "cpu") -> tuple[int, str]:
     """Start ``upscale video`` on the folder; once ``after_done`` videos are finished (0: once the model
     line is out) wait ``delay_s`` and send SIGINT. Returns the exit code and all of stderr."""
     cmd = [sys.executable, "-m", "upscale", "video", str(clips), "-o", str(out), "-m", "bicubic", "-s", "2"]
+    cmd += ["--device", device]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([*cmd, "--progress", "none"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
     seen = []
@@ -53,13 +54,15 @@ def _interrupt(clips: Path, out: Path, *, after_done: int, delay_s: float) -> tu
 
 
 @pytest.mark.parametrize(
-    ("after_done", "delay_s"),
-    [(0, 0.0), (0, 0.15), (1, 0.0), (1, 0.08), (2, 0.03)],
-    ids=["at-start", "in-first-video", "between-videos", "in-second-video", "in-third-video"],
+    ("after_done", "delay_s", "device"),
+    [(0, 0.0, "cpu"), (0, 0.15, "cpu"), (1, 0.0, "cpu"), (1, 0.08, "cpu"), (2, 0.03, "cpu"), (1, 0.08, "cpu,cpu")],
+    ids=["at-start", "in-first-video", "between-videos", "in-second-video", "in-third-video", "two-devices"],
 )
-def test_sigint_stops_a_folder_run_cleanly(clips: Path, tmp_path: Path, after_done: int, delay_s: float) -> None:
+def test_sigint_stops_a_folder_run_cleanly(
+    clips: Path, tmp_path: Path, after_done: int, delay_s: float, device: str
+) -> None:
     out = tmp_path / "out"
-    code, err = _interrupt(clips, out, after_done=after_done, delay_s=delay_s)
+    code, err = _interrupt(clips, out, after_done=after_done, delay_s=delay_s, device=device)
     assert code == 130, err
     assert "terminate called" not in err and "Traceback" not in err and "Aborted" not in err, err
     assert re.fullmatch(r"\d videos: \d upscaled, 0 skipped, 0 failed, interrupted", err.splitlines()[-1]), err

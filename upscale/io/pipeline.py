@@ -96,20 +96,19 @@ class Pipeline:
         lanes: list[queue.Queue[tuple[int, Any]]] = [queue.Queue(maxsize=self.depth) for _ in works]
 
         def deal() -> None:
-            dealt = 0
+            dealt, error = 0, None
             try:
                 for item in source:
                     self._put(lanes[dealt % len(lanes)], (_ITEM, item))
                     dealt += 1
-                for lane in lanes:
-                    self._put(lane, (_END, None))
             except _Stopped:
-                pass
+                pass  # this pipeline is closing, or the one whose stage feeds ``source``
             except BaseException as exc:  # noqa: BLE001 - raised by the stage whose turn it was
-                with contextlib.suppress(_Stopped):
-                    for k in range(len(lanes)):
-                        lane = lanes[(dealt + k) % len(lanes)]
-                        self._put(lane, (_ERROR, exc) if k == 0 else (_END, None))
+                error = exc
+            with contextlib.suppress(_Stopped):
+                for k in range(len(lanes)):
+                    lane = lanes[(dealt + k) % len(lanes)]
+                    self._put(lane, (_ERROR, error) if k == 0 and error is not None else (_END, None))
 
         dealer = threading.Thread(target=deal, name=f"upscale-{name}-dealer", daemon=True)
         self._threads.append(dealer)

@@ -492,6 +492,9 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     save(it)
     if world > 1:
         _check_replicas(net, world, device)
+        # Stop the process group's threads now: left to the interpreter's exit, gloo's can abort it
+        # ("terminate called without an active exception").
+        dist.destroy_process_group()
     return TrainResult(out / FINAL, it, time.perf_counter() - t0, stopped, validation)
 
 

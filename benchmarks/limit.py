@@ -5,8 +5,9 @@ device has native kernels for. Then, per model and input size, the engine with i
 (``--precision auto``, ``--tile auto``) and with ``--precision fp32``: achieved GFLOP/s (2 x the
 convolution MACs of a whole frame, ``upscale.eval.flops``) as a share of the peak in the precision the
 engine ran, and its speed against a bare fp32 NCHW ``model(x)`` loop, which stands for the usual
-research-code inference loop. ``--compile`` adds the engine with ``torch.compile`` (timed after one
-untimed pass, which compiles).
+research-code inference loop. On the CPU, ``engine, no fusion`` shows what folding activations and
+adds into the convolutions (``upscale.fusion``) gives. ``--compile`` adds the engine with
+``torch.compile`` (timed after one untimed pass, which compiles).
 
     python benchmarks/limit.py                              # esrgan and rlfn x4, 320x180
     python benchmarks/limit.py --models rlfn --sizes 320x180,1280x720 --rounds 3
@@ -94,6 +95,8 @@ def main() -> None:
                 "engine (defaults)": Upscaler(loaded, EngineOptions(device=args.device)),
                 "engine --precision fp32": Upscaler(loaded, EngineOptions(device=args.device, precision="fp32")),
             }
+            if device.type == "cpu":
+                engines["engine, no fusion"] = Upscaler(loaded, EngineOptions(device=args.device, fuse=False))
             if args.compile:
                 engines["engine --compile"] = Upscaler(loaded, EngineOptions(device=args.device, compile=True))
             variants = {k: h.engine_run(up, frames) for k, up in engines.items()}

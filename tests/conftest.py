@@ -35,6 +35,25 @@ def photo(name: str = "astronaut", size: tuple[int, int] | None = None) -> np.nd
     return img
 
 
+# Narrower or shallower networks where the full size would take minutes on two CPU cores; tiling
+# depends on the receptive field and global operations, which these keep.
+_SMALL = {
+    "drcn": {"num_filters": 32},
+    "esrgan": {"num_block": 3},
+    "drn-s": {"n_blocks": 4},
+    "drn-l": {"n_feats": 20, "n_blocks": 4},
+}
+
+
+def small_model(name: str, scale: int | None = None):
+    """``name`` with random weights (seeded) at ``scale`` (default: its default), small where it is slow."""
+    from upscale.models import REGISTRY, build_model
+
+    spec = REGISTRY.get(name)
+    torch.manual_seed(0)
+    return build_model(spec, scale or spec.default_scale, **_SMALL.get(name, {}))
+
+
 def write_rgb(path: Path, rgb: np.ndarray) -> Path:
     """Write an RGB (or gray) array with OpenCV, which stores BGR."""
     arr = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR if rgb.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)

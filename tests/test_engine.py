@@ -10,27 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import photo
+from tests.conftest import photo, small_model
 from upscale.color import rgb_to_ycbcr, rgb_to_ycbcr_torch, ycbcr_to_rgb, ycbcr_to_rgb_torch
 from upscale.engine import EngineOptions, Upscaler
 from upscale.errors import UpscaleError
 from upscale.models import REGISTRY, LoadedModel, ModelSpec, build_model
 from upscale.resize import imresize
-
-# Narrower or shallower networks where the full size would take minutes on two CPU cores; tiling
-# depends on the receptive field and global operations, which these keep.
-_SMALL = {
-    "drcn": {"num_filters": 32},
-    "esrgan": {"num_block": 3},
-    "drn-s": {"n_blocks": 4},
-    "drn-l": {"n_feats": 20, "n_blocks": 4},
-}
-
-
-def _model(name: str) -> LoadedModel:
-    spec = REGISTRY.get(name)
-    torch.manual_seed(0)
-    return build_model(spec, spec.default_scale, **_SMALL.get(name, {}))
 
 
 def _tiled_vs_untiled(model: LoadedModel, img: np.ndarray, tile: int) -> np.ndarray:
@@ -42,7 +27,7 @@ def _tiled_vs_untiled(model: LoadedModel, img: np.ndarray, tile: int) -> np.ndar
 
 @pytest.mark.parametrize("name", [s.name for s in REGISTRY if s.exact_tiling])
 def test_tiled_equals_untiled_for_exact_models(name: str) -> None:
-    model = _model(name)
+    model = small_model(name)
     img = photo("astronaut", (88, 72)).astype(np.float32) / 255
     diff = _tiled_vs_untiled(model, img, tile=32)
     assert diff.max() <= 1e-4, f"{name}: max difference {diff.max():.2e}"
@@ -54,7 +39,7 @@ def test_tiling_of_position_dependent_models_stays_within_their_own_shift_varian
     any pad (ESRGAN) cannot give the untiled result exactly. The tiled result must still differ from it
     less than the untiled model differs from itself when the photo moves by one pixel, and by at most
     2/255 anywhere."""
-    model = _model(name)
+    model = small_model(name)
     img = photo("astronaut", (129, 113)).astype(np.float32) / 255
     diff = _tiled_vs_untiled(model, img[:-1, :-1], tile=32)
     up = Upscaler(model, EngineOptions(tile=0))
@@ -107,7 +92,7 @@ def test_layouts_and_bit_depths_are_kept(name: str, kind: str) -> None:
         "gray16": gray.astype(np.uint16) * 257,
         "float32": rgb.astype(np.float32) / 255,
     }[kind]
-    out = Upscaler(_model(name), EngineOptions(tile=0)).upscale(img)
+    out = Upscaler(small_model(name), EngineOptions(tile=0)).upscale(img)
     s = 4
     assert out.dtype == img.dtype
     assert out.shape == (img.shape[0] * s, img.shape[1] * s, *img.shape[2:])
@@ -120,7 +105,7 @@ def test_layouts_and_bit_depths_are_kept(name: str, kind: str) -> None:
 
 def test_bicubic_model_keeps_grey_grey_and_colours_close() -> None:
     img = photo("coffee", (48, 32))
-    out = Upscaler(_model("bicubic"), EngineOptions(tile=0)).upscale(img)
+    out = Upscaler(small_model("bicubic"), EngineOptions(tile=0)).upscale(img)
     small = out.reshape(32, 4, 48, 4, 3).mean(axis=(1, 3))
     assert np.abs(small - img).mean() < 6
 
@@ -147,13 +132,13 @@ def test_y_model_on_grey_input_keeps_values_for_identity_network() -> None:
 
 def test_outscale_gives_any_final_size() -> None:
     img = photo("astronaut", (50, 40))
-    up = Upscaler(_model("bicubic"), EngineOptions(tile=0, outscale=2.5))
+    up = Upscaler(small_model("bicubic"), EngineOptions(tile=0, outscale=2.5))
     assert up.scale == 2.5
     assert up.upscale(img).shape == (100, 125, 3)
 
 
 def test_batches_across_frames_keep_order() -> None:
-    model = _model("srcnn")
+    model = small_model("srcnn")
     frames = [photo(n, (40, 32)) for n in ("astronaut", "coffee", "chelsea", "rocket", "coffee")]
     up = Upscaler(model, EngineOptions(tile=16, batch_size=5))
     single = [Upscaler(model, EngineOptions(tile=0)).upscale(f) for f in frames]
@@ -225,7 +210,7 @@ def test_nonfinite_half_results_are_redone_in_fp32(caplog: pytest.LogCaptureFixt
 
 
 def test_bad_options_raise_clear_errors() -> None:
-    model = _model("bicubic")
+    model = small_model("bicubic")
     with pytest.raises(UpscaleError, match="batch size"):
         Upscaler(model, EngineOptions(batch_size=0))
     with pytest.raises(UpscaleError, match="CUDA is not available" if not torch.cuda.is_available() else "unknown"):
@@ -237,7 +222,7 @@ def test_bad_options_raise_clear_errors() -> None:
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_fp16_matches_fp32() -> None:  # pragma: no cover - runs on GPU machines
-    model = _model("rlfn")
+    model = small_model("rlfn")
     img = photo("astronaut", (128, 96))
     a = Upscaler(model, EngineOptions(device="cuda", precision="fp16")).upscale(img)
     b = Upscaler(model, EngineOptions(device="cpu", precision="fp32")).upscale(img)
@@ -319,7 +304,7 @@ print(up.tile_px, peak_memory_bytes(cpu)[0] - before)
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
 def test_cpu_auto_tile_bounds_the_real_peak_memory() -> None:
-    """Measured, not estimated: RLFN x4 on a 768x768 frame grows the process by about 880 MiB untiled;
+    """Measured, not estimated: RLFN x4 on a 768x768 frame grows the process by about 580 MiB untiled;
     told that 1 GiB is available, the engine tiles and stays within its 512 MiB budget plus the fixed
     cost of a first forward pass (kernels and caches loaded on first use), well below the untiled run."""
     import subprocess
@@ -358,7 +343,7 @@ class _ThreadNames(nn.Module):
 
 def test_several_devices_take_frames_in_turn_and_keep_their_order() -> None:
     """``--device cpu,cpu`` runs the same dealing, threads and ordering as ``cuda:0,cuda:1``."""
-    model = _model("srcnn")
+    model = small_model("srcnn")
     sizes = [(40, 32), (40, 32), (56, 24), (40, 32), (33, 47), (40, 32), (56, 24)]
     names = ["astronaut", "coffee", "chelsea", "rocket"]
     frames = [photo(names[i % 4], size) for i, size in enumerate(sizes)]
@@ -377,7 +362,7 @@ def test_several_devices_take_frames_in_turn_and_keep_their_order() -> None:
 
 
 def test_several_devices_raise_a_bad_frame_after_the_frames_before_it() -> None:
-    up = Upscaler(_model("bicubic"), EngineOptions(device="cpu,cpu", tile=0))
+    up = Upscaler(small_model("bicubic"), EngineOptions(device="cpu,cpu", tile=0))
     good = photo("coffee", (24, 16))
     frames = [good, good, np.zeros((4, 4, 2), np.uint8), good]
     outs = up.upscale_many(iter(frames))
@@ -389,7 +374,7 @@ def test_several_devices_raise_a_bad_frame_after_the_frames_before_it() -> None:
 def test_batches_left_running_give_the_same_frames() -> None:
     """CUDA leaves one batch running while the host stitches the one before; the same bookkeeping
     on the CPU must give the frames unchanged and in order."""
-    model = _model("srcnn")
+    model = small_model("srcnn")
     frames = [photo(n, (40, 32)) for n in ("astronaut", "coffee", "chelsea", "rocket", "coffee")]
     plain = list(Upscaler(model, EngineOptions(tile=16, batch_size=3)).upscale_many(iter(frames)))
     up = Upscaler(model, EngineOptions(tile=16, batch_size=3))
@@ -401,7 +386,7 @@ def test_batches_left_running_give_the_same_frames() -> None:
 def test_compiled_network_gives_the_plain_result() -> None:
     from torch._dynamo.utils import counters
 
-    model = _model("srcnn")
+    model = small_model("srcnn")
     img = photo("chelsea", (48, 40))
     plain = Upscaler(model, EngineOptions(tile=0, precision="fp32")).upscale(img)
     counters.clear()
@@ -414,7 +399,7 @@ def test_compiled_network_gives_the_plain_result() -> None:
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_streams_give_the_synchronous_result() -> None:  # pragma: no cover - runs on GPU machines
-    model = _model("rlfn")
+    model = small_model("rlfn")
     frames = [photo(n, (96, 80)) for n in ("astronaut", "coffee", "chelsea", "rocket")]
     overlapped = Upscaler(model, EngineOptions(device="cuda", precision="fp32", tile=48, batch_size=2))
     assert overlapped._streams is not None and overlapped._in_flight == 1
@@ -427,7 +412,7 @@ def test_cuda_streams_give_the_synchronous_result() -> None:  # pragma: no cover
 @pytest.mark.cuda
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
 def test_two_gpus_give_the_one_gpu_result() -> None:  # pragma: no cover - runs on multi-GPU machines
-    model = _model("rlfn")
+    model = small_model("rlfn")
     frames = [photo(n, (96, 80)) for n in ("astronaut", "coffee", "chelsea", "rocket", "coffee")]
     one = Upscaler(model, EngineOptions(device="cuda:0", precision="fp32", tile=0))
     two = Upscaler(model, EngineOptions(device="cuda:0,cuda:1", precision="fp32", tile=0))

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import UpscaleError
+from .fusion import fuse_for_cpu
 from .io.pipeline import Pipeline
 from .models.loading import LoadedModel
 from .resize import imresize
@@ -78,6 +79,9 @@ class EngineOptions:
     compile: bool = False
     """Run the network through ``torch.compile`` (the first frame of each size pays for compiling;
     torch falls back to the plain network where compiling fails)."""
+    fuse: bool = True
+    """On the CPU, fold the activation, residual add or BatchNorm after each convolution into it
+    (:mod:`upscale.fusion`); ``--compile`` fuses by itself instead."""
 
 
 def available_memory() -> int:
@@ -348,10 +352,13 @@ class Upscaler:
             res = cv2.resize(res, size, interpolation=interp)
         if meta.layout == "gray1":
             res = res[..., None]
-        res = np.clip(res, 0.0, 1.0)
+        # In place (``res`` is ``out`` or a fresh array): at x4, a float copy of a 1080p frame's output
+        # is 400 MB, and the three the plain expressions make were most of a tiled frame's peak memory.
+        np.clip(res, 0.0, 1.0, out=res)
         if meta.max_value == 1.0:
             return res.astype(meta.dtype, copy=False)
-        return np.rint(res * meta.max_value).astype(meta.dtype)
+        res *= meta.max_value
+        return np.rint(res, out=res).astype(meta.dtype)
 
     # ------------------------------------------------------------------ tiling
     def _auto_tile(self, h: int, w: int) -> int:
@@ -553,6 +560,8 @@ class Upscaler:
         module = module.to(device=self.device, dtype=dtype).eval()
         if self._channels_last:
             module = module.to(memory_format=torch.channels_last)
+        if self.device.type == "cpu" and self.options.fuse and not self.options.compile:
+            module = fuse_for_cpu(module)
         return module
 
     def _launch(self, tiles: list[_Tile], module: torch.nn.Module | None = None) -> _Batch:

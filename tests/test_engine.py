@@ -181,19 +181,22 @@ def test_out_of_memory_halves_batch_then_tile_without_restarting(caplog: pytest.
     assert model.module.failures == 0
 
 
+class _Overflow(nn.Module):
+    def __init__(self, *, scale: int = 2) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+        self.up = nn.Upsample(scale_factor=scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        big = x * 1e5 * self.w  # beyond fp16's range, fine in fp32 and bf16
+        return self.up(big / 1e5)
+
+
+_OVERFLOW = ModelSpec(name="overflow", build=_Overflow, scales=(2,), needs_weights=False)
+
+
 def test_nonfinite_half_results_are_redone_in_fp32(caplog: pytest.LogCaptureFixture) -> None:
-    class Overflow(nn.Module):
-        def __init__(self, *, scale: int = 2) -> None:
-            super().__init__()
-            self.w = nn.Parameter(torch.ones(1))
-            self.up = nn.Upsample(scale_factor=scale)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            big = x * 1e5 * self.w  # beyond fp16's range, fine in fp32
-            return self.up(big / 1e5)
-
-    spec = ModelSpec(name="overflow", build=Overflow, scales=(2,), needs_weights=False)
-    model = build_model(spec, 2)
+    model = build_model(_OVERFLOW, 2)
     img = photo("coffee", (32, 24))
     up = Upscaler(model, EngineOptions(tile=0, precision="bf16"))
     # bf16 has fp32's range; force the check with a half-precision run where the CPU supports it.
@@ -207,6 +210,39 @@ def test_nonfinite_half_results_are_redone_in_fp32(caplog: pytest.LogCaptureFixt
     ref = Upscaler(model, EngineOptions(tile=0, precision="fp32")).upscale(img)
     assert np.array_equal(out, ref)
     assert sum("non-finite" in r.message for r in caplog.records) == 1
+
+
+def test_auto_fp16_that_overflows_goes_on_in_bf16_where_that_is_native(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``--precision auto`` is fp16 on CUDA. Where a batch overflows and the device has native bf16
+    (CUDA from Ampere on), the run goes on in bf16 instead of redoing every such batch in fp32; an
+    explicit ``--precision fp16`` is kept. Shown on the CPU with fp16 forced and bf16 declared native."""
+    from upscale import engine
+
+    monkeypatch.setattr(engine, "native_bf16", lambda device: True)
+    model = build_model(_OVERFLOW, 2)
+    frames = [photo("coffee", (32, 24)), photo("chelsea", (32, 24)), photo("rocket", (32, 24))]
+    expected = list(Upscaler(model, EngineOptions(tile=0, precision="fp32")).upscale_many(iter(frames)))
+    up = Upscaler(model, EngineOptions(tile=0))
+    up._run_in(torch.float16)
+    with caplog.at_level(logging.WARNING, logger="upscale.engine"):
+        try:
+            outs = list(up.upscale_many(iter(frames)))
+        except (RuntimeError, NotImplementedError) as exc:  # pragma: no cover - CPU without fp16 kernels
+            pytest.skip(f"no fp16 on this CPU: {exc}")
+    assert up.dtype == torch.bfloat16
+    messages = [r.message for r in caplog.records]
+    assert sum("running in bf16 from here on" in m for m in messages) == 1
+    assert not any("non-finite" in m for m in messages)
+    for out, ref in zip(outs, expected, strict=True):
+        assert np.abs(out.astype(int) - ref).max() <= 1
+
+    fixed = Upscaler(model, EngineOptions(tile=0, precision="fp16"))
+    assert fixed.dtype == torch.float16
+    outs = list(fixed.upscale_many(iter(frames)))
+    assert fixed.dtype == torch.float16
+    assert all(np.array_equal(out, ref) for out, ref in zip(outs, expected, strict=True))
 
 
 def test_bad_options_raise_clear_errors() -> None:

@@ -66,7 +66,8 @@ class EngineOptions:
     """``auto`` (CUDA, then MPS, then CPU), any torch device string, or several joined by commas
     (``cuda:0,cuda:1``): frames then go in turn to one copy of the network per device."""
     precision: Precision = "auto"
-    """``auto`` is fp16 on CUDA; bf16 on CPUs with native bf16 for models declaring it safe; else fp32."""
+    """``auto`` is fp16 on CUDA (bf16 after an overflow, where native); bf16 on CPUs with native bf16 for
+    models declaring it safe; else fp32."""
     tile: int | Literal["auto"] = "auto"
     """Core size in input pixels; 0 disables tiling; ``auto`` fits device memory."""
     tile_pad: int | None = None
@@ -136,6 +137,13 @@ def native_cpu_halves() -> frozenset[str]:
     return frozenset(found)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 on native kernels rather than emulating it."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and "bf16" in native_cpu_halves()
+
+
 def pick_dtype(
     precision: str, device: torch.device, *, supports_half: bool, supports_bf16: bool, auto_bf16: bool = False
 ) -> torch.dtype:
@@ -186,6 +194,8 @@ class _Batch:
     """N×C×h×w float32 windows (pinned on CUDA), kept to redo a non-finite batch in fp32."""
     out: torch.Tensor
     """N×C×H×W float32 outputs on the host (pinned on CUDA)."""
+    dtype: torch.dtype
+    """The precision the network ran in."""
     done: Any = None
     """CUDA event recorded after the download; None where the work ran synchronously."""
     nonfinite: torch.Tensor | bool = False
@@ -246,13 +256,7 @@ class Upscaler:
         if self.device.type == "cuda":
             # Tiles of a run share one shape, so cuDNN's per-shape algorithm search pays off.
             torch.backends.cudnn.benchmark = True
-        self.module = self._place(model.module, self.dtype)
-        self._probe_module = self.module
-        """The uncompiled network: measuring memory for ``tile='auto'`` should not compile a shape."""
-        if opts.compile:
-            # A failed compilation (no C++ compiler, an unsupported operator) runs the plain network.
-            torch._dynamo.config.suppress_errors = True
-            self.module = torch.compile(self.module, dynamic=False)
+        self._run_in(self.dtype)
         self._fp32_module: torch.nn.Module | None = None
         self._warned_nonfinite = False
         self._streams = (
@@ -551,6 +555,29 @@ class Upscaler:
         top, left, bottom, right = tile.window
         return tile.frame.planes[:, top:bottom, left:right]
 
+    def _run_in(self, dtype: torch.dtype) -> None:
+        """Run the network in ``dtype`` from now on."""
+        self.dtype = dtype
+        self.module = self._place(self.model.module, dtype)
+        self._probe_module = self.module
+        """The uncompiled network: measuring memory for ``tile='auto'`` should not compile a shape."""
+        if self.options.compile:
+            # A failed compilation (no C++ compiler, an unsupported operator) runs the plain network.
+            torch._dynamo.config.suppress_errors = True
+            self.module = torch.compile(self.module, dynamic=False)
+
+    def _bf16_after_overflow(self) -> bool:
+        """Under ``--precision auto``, fp16 that overflows gives way to bf16 for the rest of the run where
+        the device has native bf16 kernels (CUDA from Ampere on): fp32's range at fp16's speed. True
+        when the run is in bf16 now."""
+        if self.dtype == torch.bfloat16:
+            return True
+        if self.options.precision != "auto" or not self.spec.supports_bf16 or not native_bf16(self.device):
+            return False
+        log.warning("fp16 overflowed; running in bf16 from here on (same speed on this %s)", self.device.type)
+        self._run_in(torch.bfloat16)
+        return True
+
     def _place(self, module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
         """``module`` on the engine's device in ``dtype``; a copy when that changes it, so the caller's
         model is left as it was."""
@@ -576,7 +603,7 @@ class Upscaler:
         if not cuda:
             y = self._forward_tensor(host_in.to(self.device), module, self.dtype)
             nonfinite = half and not bool(torch.isfinite(y).all())
-            return _Batch(tiles, host_in, y.float().clamp(0.0, 1.0).cpu(), nonfinite=nonfinite)
+            return _Batch(tiles, host_in, y.float().clamp(0.0, 1.0).cpu(), self.dtype, nonfinite=nonfinite)
         upload, download = self._streams
         compute = torch.cuda.current_stream(self.device)
         with torch.cuda.stream(upload):
@@ -593,19 +620,24 @@ class Upscaler:
             done = torch.cuda.Event()
             done.record(download)
         y.record_stream(download)
-        return _Batch(tiles, host_in, out, done, nonfinite)
+        return _Batch(tiles, host_in, out, self.dtype, done, nonfinite)
 
     def _result(self, batch: _Batch) -> np.ndarray:
         """A batch's N×C×H×W outputs, once done; redone in fp32 where half precision overflowed."""
         if batch.done is not None:
             batch.done.synchronize()
         if bool(batch.nonfinite):
+            x = batch.host_in.to(self.device)
+            if batch.dtype == torch.float16 and self._bf16_after_overflow():
+                y = self._forward_tensor(x, self.module, torch.bfloat16)
+                if bool(torch.isfinite(y).all()):
+                    return y.float().clamp(0.0, 1.0).cpu().numpy()
             if not self._warned_nonfinite:
                 log.warning("%s produced non-finite values; redoing those batches in fp32", self.dtype)
                 self._warned_nonfinite = True
             if self._fp32_module is None:
                 self._fp32_module = self._place(self.model.module, torch.float32)
-            y = self._forward_tensor(batch.host_in.to(self.device), self._fp32_module, torch.float32)
+            y = self._forward_tensor(x, self._fp32_module, torch.float32)
             return y.float().clamp(0.0, 1.0).cpu().numpy()
         return batch.out.numpy()
 

@@ -164,7 +164,8 @@ def device_options(*, precision: str = "auto", tile: str = "auto") -> Callable[[
                     type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
                     default=precision,
                     show_default=True,
-                    help="auto = fp16 on CUDA; bf16 on CPUs with native bf16 for models checked in it; else fp32.",
+                    help="auto = fp16 on CUDA (bf16 after an overflow, where native); bf16 on CPUs with native bf16 "
+                    "for models checked in it; else fp32.",
                 ),
                 click.option(
                     "--tile",

@@ -579,8 +579,8 @@ class Upscaler:
         return True
 
     def _place(self, module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
-        """``module`` on the engine's device in ``dtype``; a copy when that changes it, so the caller's
-        model is left as it was."""
+        """``module`` on the engine's device in ``dtype``, its convolutions fused on the CPU; a copy when
+        that changes it, so the caller's model is left as it was."""
         first = next(iter(module.parameters()), None)
         if first is not None and (first.device != self.device or first.dtype != dtype):
             module = copy.deepcopy(module)
@@ -623,7 +623,8 @@ class Upscaler:
         return _Batch(tiles, host_in, out, self.dtype, done, nonfinite)
 
     def _result(self, batch: _Batch) -> np.ndarray:
-        """A batch's N×C×H×W outputs, once done; redone in fp32 where half precision overflowed."""
+        """A batch's N×C×H×W outputs, once done; where half precision overflowed, redone in bf16 after an
+        automatic switch (see ``_bf16_after_overflow``), else in fp32."""
         if batch.done is not None:
             batch.done.synchronize()
         if bool(batch.nonfinite):

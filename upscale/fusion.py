@@ -2,9 +2,10 @@
 
 A LeakyReLU, sigmoid or residual add after a convolution reads and writes the whole activation once
 more. oneDNN can apply them to each output block while it is still in cache ("post-ops"), which is
-what ``torch.compile`` does on the CPU, without compiling anything. Memory-bound networks on large
-frames gain the most (RLFN x4 on a 1280×720 frame: about 1.3×). Eval-mode BatchNorm is folded
-into the convolution's weights first, so ``conv → BN → ReLU`` becomes one call as well.
+what ``torch.compile`` does on the CPU, without compiling anything. Memory-bound networks gain the
+most (RLFN x4: 1.11-1.14× at 320×180, 1.05× at 1280×720 on a 2-core AVX2 CPU; benchmarks/limit.py).
+Eval-mode BatchNorm is folded into the convolution's weights first, so ``conv → BN → ReLU`` becomes
+one call as well.
 
 The rewrite traces each module with :mod:`torch.fx`. A module whose forward cannot be traced (it
 branches on a tensor's shape) keeps its own code, and its children are rewritten instead. The caller's

@@ -502,6 +502,14 @@ def test_config_file_and_command_line_override(train_dir: Path, tmp_path: Path) 
     assert "done at iteration 2" in log
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["recipe"]["iters"] == 2 and saved["recipe"]["lr"] == 0.001 and saved["recipe"]["batch_size"] == 2
+    # --recipe NAME on the command line picks the recipe; the file's [recipe] fields still apply to it
+    config.write_text(
+        f'model = "srcnn"\nscale = 2\ndata = ["{train_dir}"]\nbatch-size = 2\npatch = 33\n'
+        '[recipe]\noptimizer = "adam"\nschedule = "cosine"\nlr_min = 1e-6\n'
+    )
+    run(["--config", str(config), "--recipe", "srcnn", "--iters", "2", "--out", str(tmp_path / "t"), "-q"])
+    saved = json.loads((tmp_path / "t" / "config.json").read_text())["recipe"]
+    assert (saved["name"], saved["optimizer"], saved["schedule"], saved["lr_min"]) == ("srcnn", "adam", "cosine", 1e-6)
     yaml_config = tmp_path / "run.yaml"
     yaml_config.write_text(f"model: rlfn\nscale: 2\ndata: [{train_dir}]\ntypo_setting: 1\n")
     msg = run(["--config", str(yaml_config), "--out", str(tmp_path / "s")], code=1)

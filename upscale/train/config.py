@@ -66,6 +66,8 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
     """Merge recipe defaults < config file < command line (None on the command line means not given)."""
     merged: dict[str, Any] = dict(file_values)
     merged.update({k: v for k, v in cli_values.items() if v is not None and v != () and v is not False})
+    if isinstance(file_values.get("recipe"), Mapping) and isinstance(merged.get("recipe"), str):
+        merged["recipe"] = {**file_values["recipe"], "name": merged["recipe"]}  # --recipe NAME keeps the file's fields
     known = {f.name for f in fields(TrainConfig)} | set(RECIPE_OPTIONS) | {"time_limit", "config"}
     unknown = sorted(set(merged) - known)
     if unknown:

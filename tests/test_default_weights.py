@@ -44,10 +44,10 @@ def bundled_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     bundled_module.bundled_weights.cache_clear()  # the next test reads the real manifest again
 
 
-def _bundle(folder: Path, model: str, scale: int, set5_psnr: float) -> Path:
+def _bundle(folder: Path, model: str, scale: int, set5_psnr: float, **hparams: object) -> Path:
     """A small trained-looking file of ``model`` x``scale`` and its manifest entry, as ``upscale train`` writes them."""
     spec = REGISTRY.get(model)
-    net = build_model(spec, scale, channels=8, num_blocks=1)
+    net = build_model(spec, scale, **(hparams or {"channels": 8, "num_blocks": 1}))
     path = folder / f"{model}_x{scale}.safetensors"
     save_file(net.module.state_dict(), str(path), metadata={"model": model, "scale": str(scale)})
     entry = {
@@ -172,6 +172,40 @@ def test_bundled_wins_over_official(bundled_dir: Path, home: Path) -> None:
     only_x2 = default_weights(rlfn, None)
     assert only_x2 is not None and (only_x2.source, only_x2.scale) == ("bundled", 2)
     assert default_weights(rlfn, 4).name == "rlfn-x4"  # type: ignore[union-attr]
+
+
+def test_srcnn_prefers_the_authors_file_and_keeps_its_bundled_one_for_offline_runs(
+    bundled_dir: Path, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The authors' SRCNN release reproduces the paper, so it wins over a CPU-trained bundled file, which
+    an offline run that has not cached the official one still gets. RLFN keeps its bundled file first."""
+    _bundle(bundled_dir, "srcnn", 3, 31.5, n1=8, n2=4)
+    _bundle(bundled_dir, "rlfn", 4, 31.02)
+    srcnn, official = REGISTRY.get("srcnn"), hub.find("srcnn-915-x3")
+    assert srcnn.prefer_official and not REGISTRY.get("rlfn").prefer_official
+    for scale in (3, None):
+        online = default_weights(srcnn, scale, offline=False)
+        assert online is not None and online.source == "official"
+    assert default_weights(srcnn, 3, offline=False).name == "srcnn-915-x3"  # type: ignore[union-attr]
+    offline = default_weights(srcnn, 3, offline=True)
+    assert offline is not None and (offline.source, offline.name, offline.set5_psnr) == ("bundled", "srcnn.x3", 31.5)
+    monkeypatch.setenv("UPSCALE_OFFLINE", "1")
+    assert default_weights(srcnn, 3).source == "bundled"  # type: ignore[union-attr]
+    cached = home / "weights" / official.cache_name
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"\0" * official.size_bytes)  # type: ignore[operator]
+    assert default_weights(srcnn, 3).name == "srcnn-915-x3"  # type: ignore[union-attr]  # cached: no network needed
+    cached.unlink()
+    assert default_weights(REGISTRY.get("rlfn"), 4, offline=False).source == "bundled"  # type: ignore[union-attr]
+
+    img = write_rgb(tmp_path / "photo.png", photo("coffee", (20, 16)))
+    result = run("images", img, "-m", "srcnn", "-s", "3", "--offline", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == "model srcnn x3, weights: srcnn.x3 (bundled, Set5 31.50 dB)"
+    assert read_rgb(tmp_path / "photo_x3.png").shape == (48, 60, 3)
+    monkeypatch.delenv("UPSCALE_OFFLINE")
+    rows = {line.split()[0]: line for line in run("models").stdout.splitlines() if line and not line.startswith(" ")}
+    assert "official: srcnn-915-x4 (x4), srcnn-915-x3 (x3), srcnn-915-x2 (x2); offline: bundled x3" in rows["srcnn"]
 
 
 def test_bundled_weights_run_without_the_network(

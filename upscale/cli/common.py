@@ -272,7 +272,7 @@ def load_announced(name: str, *, scale: int | None, weights: str | None, offline
     if weights is None:
         if not spec.needs_weights:
             notice(f"model {spec.name} x{scale or spec.default_scale} (no weights)")
-        elif (choice := default_weights(spec, scale)) is not None:
+        elif (choice := default_weights(spec, scale, offline=True if offline else None)) is not None:
             notice(f"model {spec.name} x{choice.scale}, weights: {choice.label}")
     loaded = load_model(name, scale=scale, weights=weights, offline=True if offline else None)
     if weights is not None:

@@ -9,7 +9,7 @@ import click
 
 from .. import hub
 from ..models import REGISTRY, ModelSpec, WeightsChoice, default_model_name, default_weights
-from ..models.bundled import bundled_weights
+from ..models.bundled import BundledWeights, bundled_weights
 
 
 def weights_by_scale(spec: ModelSpec) -> list[WeightsChoice]:
@@ -21,19 +21,23 @@ def weights_by_scale(spec: ModelSpec) -> list[WeightsChoice]:
 
 
 def weights_text(spec: ModelSpec, choices: list[WeightsChoice]) -> str:
-    """``bundled x4 (Set5 31.02 dB), x2 (Set5 37.10 dB); official: rlfn-x2 (x2)``, ``n/a`` or ``-``."""
+    """``bundled x4 (Set5 31.02 dB), x2 (Set5 37.10 dB); official: rlfn-x2 (x2)``, ``n/a`` or ``-``; bundled
+    files that an official checkpoint takes precedence over are listed as the offline fallback."""
     if not spec.needs_weights:
         return "n/a"
-    bundled = [
-        f"x{c.scale}" + (f" (Set5 {c.set5_psnr:.2f} dB)" if c.set5_psnr is not None else "")
-        for c in choices
-        if c.source == "bundled"
-    ]
+    chosen = [c.bundled for c in choices if c.bundled is not None]
+    fallback = [b for b in bundled_weights() if b.model == spec.name and b not in chosen]
     official = [f"{c.name} (x{c.scale})" for c in choices if c.source == "official"]
-    parts = (["bundled " + ", ".join(bundled)] if bundled else []) + (
+    parts = (["bundled " + _scores(chosen)] if chosen else []) + (
         ["official: " + ", ".join(official)] if official else []
     )
+    if fallback:
+        parts.append("offline: bundled " + _scores(sorted(fallback, key=lambda b: -b.scale)))
     return "; ".join(parts) or "-"
+
+
+def _scores(files: list[BundledWeights]) -> str:
+    return ", ".join(f"x{b.scale}" + (f" (Set5 {b.set5_psnr:.2f} dB)" if b.set5_psnr > 0 else "") for b in files)
 
 
 def model_rows() -> list[dict[str, object]]:

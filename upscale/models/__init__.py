@@ -111,11 +111,11 @@ def resolve_weights(
         return resolve(str(weights), offline=offline)
     if not spec.needs_weights:
         return None
-    return _default_choice(spec, scale).fetch(offline=offline)
+    return _default_choice(spec, scale, offline).fetch(offline=offline)
 
 
-def _default_choice(spec: ModelSpec, scale: int | None) -> WeightsChoice:
-    choice = default_weights(spec, scale)
+def _default_choice(spec: ModelSpec, scale: int | None, offline: bool | None = None) -> WeightsChoice:
+    choice = default_weights(spec, scale, offline=offline)
     if choice is None:
         raise WeightsError(
             f"model '{spec.name}' has no bundled weights and no official checkpoint"
@@ -146,7 +146,7 @@ def load_model(
     if scale is not None:
         spec.check_scale(scale)
     if weights is None and spec.needs_weights:
-        choice = _default_choice(spec, scale)
+        choice = _default_choice(spec, scale, offline)
         path, scale = choice.fetch(offline=offline), choice.scale  # .mat files do not record their scale
     else:
         path = resolve_weights(spec, scale, weights, offline=offline)

@@ -10,7 +10,9 @@ The rule, per model and scale:
 3. else nothing: the model needs ``--weights``.
 
 Bundled wins because this project measured it (its Set5/Set14 scores are in the manifest) and it needs
-no network. ``--weights`` overrides both.
+no network, except for models that prefer the authors' release (``ModelSpec.prefer_official``: SRCNN,
+DRN), whose official checkpoint wins unless the run is offline and has not cached it.
+``--weights`` overrides all of these.
 """
 
 from __future__ import annotations
@@ -80,26 +82,39 @@ def default_weights(
     scale: int | None,
     *,
     catalogue: Sequence[hub.Checkpoint] | None = None,
+    offline: bool | None = None,
 ) -> WeightsChoice | None:
     """What ``-m spec.name`` (with ``--scale scale``, or none) runs with and no ``--weights``: see the module.
 
     None for a parameter-free model, and for one with neither bundled nor official weights at ``scale``.
-    ``catalogue`` defaults to :data:`upscale.hub.CATALOGUE`. Neither the network nor the cache is read.
+    ``catalogue`` defaults to :data:`upscale.hub.CATALOGUE`; ``offline`` None leaves it to
+    ``UPSCALE_OFFLINE``. The network is never read, the cache only to see whether a file is there.
     """
     if not spec.needs_weights:
         return None
     best = find_bundled(spec.name, scale)
-    if best is not None:
+    official = _official(spec, scale, hub.CATALOGUE if catalogue is None else catalogue)
+    if best is not None and not (official is not None and _prefers(spec, official, offline)):
         return WeightsChoice("bundled", best.name, best.model, best.scale, bundled=best)
-    entries = [
-        e
-        for e in (hub.CATALOGUE if catalogue is None else catalogue)
-        if e.kind == "sr" and e.model == spec.name and (scale is None or e.scale == scale)
-    ]
+    if official is None:
+        return None
+    return WeightsChoice("official", official.name, official.model, official.scale, checkpoint=official)
+
+
+def _prefers(spec: ModelSpec, official: hub.Checkpoint, offline: bool | None) -> bool:
+    """Whether the official file wins over a bundled one: for models that prefer it, unless offline
+    without it in the cache."""
+    if not spec.prefer_official:
+        return False
+    offline = hub.offline_from_env() if offline is None else offline
+    return not offline or hub.cached_path(official) is not None
+
+
+def _official(spec: ModelSpec, scale: int | None, catalogue: Sequence[hub.Checkpoint]) -> hub.Checkpoint | None:
+    entries = [e for e in catalogue if e.kind == "sr" and e.model == spec.name and (scale is None or e.scale == scale)]
     if not entries:
         return None
     if scale is None:
         preferred = [e for s in (spec.default_scale, 4) for e in entries if e.scale == s]
         entries = preferred or entries
-    entry = entries[0]
-    return WeightsChoice("official", entry.name, entry.model, entry.scale, checkpoint=entry)
+    return entries[0]

@@ -55,6 +55,7 @@ def _spec(variant: str, title: str, params: dict[int, int]) -> ModelSpec:
         # The stride-2 convs halve s·H exactly and PixelShuffle doubles it back, so any size works.
         min_size_px=1,
         size_multiple=1,
+        prefer_official=True,
         detect=lambda sd: detect(sd) and _is_variant(sd, variant),
         hparams_from=hparams_from,
         params=params,

@@ -93,6 +93,11 @@ class ModelSpec:
     needs_weights: bool = True
     """False for parameter-free models such as bicubic."""
 
+    prefer_official: bool = False
+    """A bare model name runs the authors' checkpoint from the catalogue where there is one at that scale,
+    even where ``weights/`` has a file: set where the authors' release reproduces the paper and the
+    bundled file, trained on a CPU, is the fallback for offline runs that have not cached it."""
+
     params: Mapping[int, int] = field(default_factory=dict)
     """Parameters per scale of the network built with ``default_hparams``, for ``upscale models``
     without building it (a test checks each count against the built network)."""

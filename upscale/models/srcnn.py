@@ -100,6 +100,7 @@ SRCNN_SPEC = ModelSpec(
     margin_px=12,
     exact_tiling=True,
     any_scale=True,
+    prefer_official=True,
     default_hparams={"kernel_sizes": (9, 1, 5), "n1": 64, "n2": 32},
     detect=detect,
     convert=convert,

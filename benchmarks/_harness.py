@@ -1,5 +1,9 @@
 """Shared pieces of the benchmark scripts: argument parsing, the bare forward pass, interleaved timing.
 
+Importing it applies the allocator setting the CLI applies at start-up (``upscale.memory``), so the
+engine is timed as ``upscale`` runs it. In-process bare loops get it too; a plain research script does
+not have it, which ``limit.py`` times in a child process.
+
 Ratios are measured side by side: the variants run in turns (A, B, C, A, B, C, ...) and each gets the
 median of its rounds, so a slow drift of the machine (clock boost, other load) hits all of them alike.
 """
@@ -20,7 +24,10 @@ import torch
 from upscale.color import rgb_to_ycbcr
 from upscale.engine import EngineOptions, Upscaler, _Frame, pick_device
 from upscale.eval.speed import synchronize, synthetic_frames
+from upscale.memory import keep_freed_memory
 from upscale.models import REGISTRY, LoadedModel, build_model, load_model
+
+KEPT_MEMORY = keep_freed_memory()
 
 
 def parser(doc: str, *, size: str = "640x360", frames: int = 8) -> argparse.ArgumentParser:
@@ -138,16 +145,17 @@ def bare_run(
     return go
 
 
-def interleaved(variants: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
-    """Median seconds of each variant over ``rounds`` turns, after one untimed warm-up turn each."""
+def interleaved(variants: dict[str, Callable[[], float | None]], rounds: int) -> dict[str, float]:
+    """Median seconds of each variant over ``rounds`` turns, after one untimed warm-up turn each. A
+    variant that returns seconds (one that runs in another process) is taken at its word."""
     for fn in variants.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(rounds):
         for name, fn in variants.items():
             t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+            took = fn()
+            times[name].append(took if took is not None else time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

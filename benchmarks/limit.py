@@ -5,8 +5,12 @@ device has native kernels for. Then, per model and input size, the engine with i
 (``--precision auto``, ``--tile auto``) and with ``--precision fp32``: achieved GFLOP/s (2 x the
 convolution MACs of a whole frame, ``upscale.eval.flops``) as a share of the peak in the precision the
 engine ran, and its speed against a bare fp32 NCHW ``model(x)`` loop, which stands for the usual
-research-code inference loop. On the CPU, ``engine, no fusion`` shows what folding activations and
-adds into the convolutions (``upscale.fusion``) gives. ``--compile`` adds the engine with
+research-code inference loop. On the CPU that loop runs in a child process with glibc's allocator as
+such a script has it, and ``bare loop, memory kept`` is the same loop in this process, with the
+allocator setting the CLI applies at start-up (``upscale.memory``). ``engine, no fusion`` shows what
+folding activations and adds into the convolutions (``upscale.fusion``) gives, and where the CPU has
+native bf16 but the model is not declared safe in it, ``engine --precision bf16`` shows what bf16 would
+give. ``--compile`` adds the engine with
 ``torch.compile`` (timed after one untimed pass, which compiles).
 
     python benchmarks/limit.py                              # esrgan and rlfn x4, 320x180
@@ -17,6 +21,9 @@ adds into the convolutions (``upscale.fusion``) gives. ``--compile`` adds the en
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 
 import _harness as h
@@ -62,6 +69,30 @@ def bare_nchw_fp32(module: torch.nn.Module, frames: list, device: torch.device, 
     return go
 
 
+def bare_in_plain_process(args: argparse.Namespace, name: str, size: str):
+    """The bare loop in a child process with glibc's allocator left as a research script has it
+    (``UPSCALE_MALLOC=default``): each call starts one, which runs the loop once untimed and once timed
+    and reports the seconds (so the start-up is not counted). Random weights, as here."""
+    cmd = [sys.executable, __file__, "--bare-child", "--models", name, "--sizes", size, "--frames", str(args.frames)]
+    cmd += ["--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
+    env = {**os.environ, "UPSCALE_MALLOC": "default"}
+
+    def go() -> float:
+        return float(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
+
+    return go
+
+
+def bare_child(args: argparse.Namespace, device: torch.device) -> None:
+    spec = REGISTRY.get(args.models)
+    w, hgt = (int(v) for v in args.sizes.lower().split("x"))
+    go = bare_nchw_fp32(build_model(spec, 4).module, synthetic_frames(args.frames, w, hgt), device, spec.value_range)
+    go()
+    t0 = time.perf_counter()
+    go()
+    print(time.perf_counter() - t0)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="esrgan,rlfn", help="comma-separated x4 models (default esrgan,rlfn)")
@@ -71,10 +102,13 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--compile", action="store_true", help="also time the engine with --compile")
+    p.add_argument("--bare-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    if args.bare_child:
+        return bare_child(args, device)
     native = supported_precisions(device, supports_half=True, supports_bf16=True)
     print(h.machine(args.device))
     peaks = {prec: conv_peak(device, prec) for prec in native}
@@ -95,6 +129,10 @@ def main() -> None:
                 "engine (defaults)": Upscaler(loaded, EngineOptions(device=args.device)),
                 "engine --precision fp32": Upscaler(loaded, EngineOptions(device=args.device, precision="fp32")),
             }
+            if "bf16" in peaks and spec.supports_bf16 and engines["engine (defaults)"].dtype != torch.bfloat16:
+                # what bf16 would give where --precision auto keeps fp32 (the model is not declared bf16-safe)
+                bf16 = EngineOptions(device=args.device, precision="bf16")
+                engines["engine --precision bf16"] = Upscaler(loaded, bf16)
             if device.type == "cpu":
                 engines["engine, no fusion"] = Upscaler(loaded, EngineOptions(device=args.device, fuse=False))
             if args.compile:
@@ -102,7 +140,12 @@ def main() -> None:
             variants = {k: h.engine_run(up, frames) for k, up in engines.items()}
             bare_module = build_model(spec, 4).module
             bare_module.load_state_dict(loaded.module.state_dict())
-            variants["bare NCHW fp32 loop"] = bare_nchw_fp32(bare_module, frames, device, spec.value_range)
+            in_process = bare_nchw_fp32(bare_module, frames, device, spec.value_range)
+            if device.type == "cpu" and h.KEPT_MEMORY:
+                variants["bare NCHW fp32 loop"] = bare_in_plain_process(args, name, size)
+                variants["bare loop, memory kept"] = in_process
+            else:
+                variants["bare NCHW fp32 loop"] = in_process
             t = h.interleaved(variants, args.rounds)
             print(f"\n{name} x4, {args.frames} frame(s) of {size}, {2 * macs / 1e9:.0f} GFLOP/frame")
             bare = t["bare NCHW fp32 loop"]

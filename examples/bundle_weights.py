@@ -10,7 +10,8 @@ precision. The manifest's scores are those of the stored fp16 file, so anyone ca
 
 Weights trained in stages (a run started with ``--init`` from another run's result) name the earlier
 runs with ``--after``, in order: the manifest then gives each stage's command, and the iterations and
-training time of all of them.
+training time of all of them. A run started from a bundled file (``--init weights/rlfn_x4.safetensors``)
+needs no ``--after``: the stages behind that file come from its manifest entry.
 """
 
 from __future__ import annotations
@@ -70,8 +71,12 @@ def final_metadata(run: Path) -> dict:
         return dict(f.metadata() or {})
 
 
+def machine() -> str:
+    return f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
 def stage(run: Path) -> dict:
-    """One training run: its command, iterations and training time."""
+    """One training run: its command, iterations, training time, and the machine and precision."""
     cfg = json.loads((run / "config.json").read_text())
     meta = final_metadata(run)
     return {
@@ -79,7 +84,28 @@ def stage(run: Path) -> dict:
         "iterations": int(meta["iterations"]),
         "wall_time_s": int(float(meta.get("seconds", 0))),
         "lr": cfg["recipe"]["lr"],
+        "machine": machine(),
+        "precision": meta.get("precision", cfg["precision"]),
     }
+
+
+def bundled_stages(init: str | None, manifest: dict) -> list[dict]:
+    """The stages behind a bundled file that a run started from (``--init weights/NAME``), as its
+    manifest entry records them: their run folders need not exist any more."""
+    if not init or Path(init).parent.name != "weights":
+        return []
+    entry = next((e for e in manifest["weights"] if e["file"] == Path(init).name), None)
+    if entry is None:
+        return []
+    defaults = {"machine": entry["machine"], "precision": entry["precision"]}
+    if "stages" in entry:
+        return [{**defaults, **st} for st in entry["stages"]]
+    one = {"command": entry["command"], "iterations": entry["iterations"], "wall_time_s": entry["wall_time_s"]}
+    return [{**defaults, **one, "lr": entry["recipe"]["lr"]}]
+
+
+def distinct(values: list[str]) -> str:
+    return " + ".join(dict.fromkeys(values))
 
 
 def evaluate(model: str, weights: Path, bench: list[str]) -> dict:
@@ -107,7 +133,10 @@ def main() -> None:
     final = args.run / "final.safetensors"
     meta = final_metadata(args.run)
     model, scale = meta["model"], int(meta["scale"])
-    stages = [*(stage(run) for run in args.after), stage(args.run)]
+    manifest_path = args.out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    earlier = [stage(run) for run in args.after] or bundled_stages(cfg.get("init"), manifest)
+    stages = [*earlier, stage(args.run)]
     iterations = sum(st["iterations"] for st in stages)
     seconds = sum(st["wall_time_s"] for st in stages) + args.extra_seconds
     name = f"{model}_x{scale}.safetensors"
@@ -133,8 +162,8 @@ def main() -> None:
         "data": args.data_note,
         "iterations": iterations,
         "wall_time_s": int(seconds),
-        "machine": f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-        "precision": meta.get("precision", cfg["precision"]),
+        "machine": distinct([st["machine"] for st in stages]),
+        "precision": distinct([st["precision"] for st in stages]),
         "storage": "fp16",
         "scores": scores,
         "bicubic": bicubic,
@@ -142,8 +171,6 @@ def main() -> None:
     }
     if len(stages) > 1:
         entry["stages"] = stages
-    manifest_path = args.out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
     manifest["weights"] = [e for e in manifest["weights"] if e["file"] != name] + [entry]
     manifest["weights"].sort(key=lambda e: (e["model"], e["scale"]))
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 from torch.utils.flop_counter import FlopCounterMode
 
 from upscale.cli import main
+from upscale.engine import native_cpu_halves
 from upscale.eval.flops import count_macs
 from upscale.models import REGISTRY, build_model
 
@@ -26,11 +27,12 @@ def test_report_prints_every_field_with_random_weights() -> None:
     out = result.stdout
     for field in ("frames/s", "output MP/s", "ms/frame", "latency", "GMAC/frame", "GFLOP/s", "peak memory"):
         assert field in out
-    assert "random weights" in out and "40x32 -> 160x128" in out and "float32" in out
+    auto = "bfloat16" if "bf16" in native_cpu_halves() else "float32"  # RLFN is declared bf16-safe
+    assert "random weights" in out and "40x32 -> 160x128" in out and f"cpu, {auto}," in out
 
 
 def test_missing_weights_fall_back_to_random_with_a_note() -> None:
-    result = run("bench", "srresnet", "--size", "24x16", "--frames", "1", "--device", "cpu")
+    result = run("bench", "srgan", "--size", "24x16", "--frames", "1", "--device", "cpu")  # no weights anywhere
     assert result.exit_code == 0, result.output
     assert "random weights" in result.stdout
     assert "timing random weights instead" in result.stderr

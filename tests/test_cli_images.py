@@ -99,7 +99,7 @@ def test_model_errors(photos_dir: Path, tmp_path: Path) -> None:
     assert r.exit_code == 2 and "unknown model 'nosuchmodel'" in r.output  # a usage error
     r = run("images", img, "-m", "rlfn", "-s", "5")
     assert r.exit_code == 1 and "has no x5" in r.output
-    r = run("images", img, "-m", "srresnet")  # no weights of its own and no official checkpoint
+    r = run("images", img, "-m", "srgan")  # no weights of its own and no official checkpoint
     assert r.exit_code == 1 and "no bundled weights" in r.output and "--weights" in r.output
     other = tmp_path / "srcnn.safetensors"
     save_file(build_model(REGISTRY.get("srcnn"), 2).module.state_dict(), str(other))

@@ -10,8 +10,8 @@ such a script has it, and ``bare loop, memory kept`` is the same loop in this pr
 allocator setting the CLI applies at start-up (``upscale.memory``). ``engine, no fusion`` shows what
 folding activations and adds into the convolutions (``upscale.fusion``) gives, and where the CPU has
 native bf16 but the model is not declared safe in it, ``engine --precision bf16`` shows what bf16 would
-give. ``--compile`` adds the engine with
-``torch.compile`` (timed after one untimed pass, which compiles).
+give. ``--compile`` adds the engine with ``torch.compile`` (timed after one untimed pass, which
+compiles).
 
     python benchmarks/limit.py                              # esrgan and rlfn x4, 320x180
     python benchmarks/limit.py --models rlfn --sizes 320x180,1280x720 --rounds 3

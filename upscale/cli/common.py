@@ -269,12 +269,13 @@ def load_announced(name: str, *, scale: int | None, weights: str | None, offline
         spec.check_scale(scale)
     elif weights is not None and spec.any_scale:
         scale = _scale_of_weights(weights, spec.scales)
+    no_network = True if offline else None  # None: UPSCALE_OFFLINE decides
     if weights is None:
         if not spec.needs_weights:
             notice(f"model {spec.name} x{scale or spec.default_scale} (no weights)")
-        elif (choice := default_weights(spec, scale, offline=True if offline else None)) is not None:
+        elif (choice := default_weights(spec, scale, offline=no_network)) is not None:
             notice(f"model {spec.name} x{choice.scale}, weights: {choice.label}")
-    loaded = load_model(name, scale=scale, weights=weights, offline=True if offline else None)
+    loaded = load_model(name, scale=scale, weights=weights, offline=no_network)
     if weights is not None:
         notice(f"model {spec.name} x{loaded.scale}, weights: {weights}")
     return loaded

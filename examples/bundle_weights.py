@@ -19,26 +19,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
-import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from upscale.sysinfo import machine
+
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def folder(path: str) -> str:
@@ -71,10 +61,6 @@ def final_metadata(run: Path) -> dict:
         return dict(f.metadata() or {})
 
 
-def machine() -> str:
-    return f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
 def stage(run: Path) -> dict:
     """One training run: its command, iterations, training time, and the machine and precision."""
     cfg = json.loads((run / "config.json").read_text())
@@ -84,7 +70,8 @@ def stage(run: Path) -> dict:
         "iterations": int(meta["iterations"]),
         "wall_time_s": int(float(meta.get("seconds", 0))),
         "lr": cfg["recipe"]["lr"],
-        "machine": machine(),
+        # runs from before `upscale train` recorded its machine: this one (bundle where, and with the threads, they ran)
+        "machine": meta.get("machine") or machine(),
         "precision": meta.get("precision", cfg["precision"]),
     }
 

@@ -209,6 +209,7 @@ def test_every_recipe_lowers_its_loss(
         meta = f.metadata()
     assert meta["model"] == model and meta["scale"] == str(scale) and meta["recipe"] == recipe
     assert meta["iterations"] == str(len(values))
+    assert meta["machine"].endswith(f"torch {torch.__version__}")  # where it trained, for the manifest
     runs[recipe] = out
 
 

@@ -10,7 +10,6 @@ duration).
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import logging
 import os
@@ -23,6 +22,7 @@ import av
 import av.error
 
 from ..errors import BadMediaError, UpscaleError
+from ..sysinfo import cpu_flags
 from .yuv import Colour
 
 log = logging.getLogger("upscale.video")
@@ -489,19 +489,11 @@ def accepts(format_name: str, stream: av.stream.Stream, sample: av.Packet | None
             scratch.close()
 
 
-@functools.cache
-def _cpu_has_avx512() -> bool:
-    try:
-        return " avx512f" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-
-
 def _deterministic_encoder(codec: str, options: dict[str, str]) -> None:
     """Keep libx264 to its AVX2 routines on CPUs with AVX-512: with its AVX-512 ones the same frames
     encoded twice came out different (about half the runs of a 10-frame segment), which would make a
     resumed or clustered run differ from an uninterrupted one. With AVX2 they came out the same."""
-    if codec == "libx264" and _cpu_has_avx512():
+    if codec == "libx264" and "avx512f" in cpu_flags():
         options["x264-params"] = "asm=AVX2"
 
 

@@ -33,6 +33,7 @@ from ..eval.protocol import Protocol, evaluate_dataset
 from ..eval.speed import supported_precisions
 from ..models import REGISTRY
 from ..models.loading import LoadedModel, build_model, read_state_dict
+from ..sysinfo import machine
 from .checkpoint import CHECKPOINT, FINAL, TrainingError, load_checkpoint, save_checkpoint, save_weights
 from .data import PatchSampler
 from .objectives import ForwardAll, LossSetup, Objective, make_objective
@@ -401,7 +402,12 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         if rank != 0:
             return
         save_checkpoint(ckpt_path, snapshot(iteration))
-        meta = {**_metadata(cfg, iteration), "seconds": f"{elapsed():.0f}", "precision": _DTYPE_NAMES[dtype]}
+        meta = {
+            **_metadata(cfg, iteration),
+            "seconds": f"{elapsed():.0f}",
+            "precision": _DTYPE_NAMES[dtype],
+            "machine": machine(str(device)) + (f", {world} processes" if world > 1 else ""),
+        }
         save_weights(out / FINAL, (ema.module if ema else net), meta)
         metrics.plot()  # type: ignore[union-attr]
 

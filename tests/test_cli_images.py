@@ -101,6 +101,7 @@ def test_model_errors(photos_dir: Path, tmp_path: Path) -> None:
     assert r.exit_code == 1 and "has no x5" in r.output
     r = run("images", img, "-m", "srgan")  # no weights of its own and no official checkpoint
     assert r.exit_code == 1 and "no bundled weights" in r.output and "--weights" in r.output
+    assert "'upscale train srgan --data DIR'" in r.output and len(r.output.strip().splitlines()) == 1
     other = tmp_path / "srcnn.safetensors"
     save_file(build_model(REGISTRY.get("srcnn"), 2).module.state_dict(), str(other))
     r = run("images", img, "-m", "rlfn", "--weights", str(other))

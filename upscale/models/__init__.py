@@ -117,11 +117,11 @@ def resolve_weights(
 def _default_choice(spec: ModelSpec, scale: int | None, offline: bool | None = None) -> WeightsChoice:
     choice = default_weights(spec, scale, offline=offline)
     if choice is None:
+        at = f" for x{scale}" if scale else ""
+        train = f"upscale train {spec.name}" + (f" --scale {scale}" if scale else "") + " --data DIR"
         raise WeightsError(
-            f"model '{spec.name}' has no bundled weights and no official checkpoint"
-            + (f" for x{scale}" if scale else "")
-            + "; pass --weights FILE (an official checkpoint or your own),"
-            " or a name from 'upscale weights list'"
+            f"model '{spec.name}' has no bundled weights and no official checkpoint{at}; pass --weights FILE"
+            f" (an official checkpoint or your own), a name from 'upscale weights list', or train them: '{train}'"
         )
     return choice
 

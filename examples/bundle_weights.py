@@ -11,12 +11,15 @@ precision. The manifest's scores are those of the stored fp16 file, so anyone ca
 Weights trained in stages (a run started with ``--init`` from another run's result) name the earlier
 runs with ``--after``, in order: the manifest then gives each stage's command, and the iterations and
 training time of all of them. A run started from a bundled file (``--init weights/rlfn_x4.safetensors``)
-needs no ``--after``: the stages behind that file come from its manifest entry.
+needs no ``--after``: the stages behind that file come from its manifest entry. A stage whose
+``--config`` file changed its recipe (a cosine schedule, say) names ``--config recipe.toml`` and gives
+that file's text under ``recipe.toml``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -27,6 +30,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from upscale.sysinfo import machine
+from upscale.train.recipes import get_recipe
+
+_ON_COMMAND_LINE = {"name", "iters", "batch_size", "patch", "lr"}
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
@@ -34,6 +40,17 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 def folder(path: str) -> str:
     """A data set by its folder name (``T91/``): where it lies differs from machine to machine."""
     return Path(path).name + "/"
+
+
+def recipe_changes(recipe: dict) -> dict:
+    """The fields a run's ``--config`` file changed in its named recipe (the command line gives the rest)."""
+    named = json.loads(json.dumps(dataclasses.asdict(get_recipe(recipe["name"]))))
+    return {k: v for k, v in recipe.items() if k not in _ON_COMMAND_LINE and named.get(k) != v}
+
+
+def config_file(changes: dict) -> str:
+    """``recipe.toml`` as the command line of a stage names it (JSON scalars and lists are TOML too)."""
+    return "[recipe]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in changes.items())
 
 
 def command_line(cfg: dict) -> str:
@@ -51,6 +68,8 @@ def command_line(cfg: dict) -> str:
         parts += ["--init", init.as_posix() if not init.is_absolute() else "/".join(init.parts[-3:])]
     for k, v in (cfg.get("arch") or {}).items():
         parts += ["--arch", f"{k}={v}"]
+    if recipe_changes(r):
+        parts += ["--config", "recipe.toml"]
     parts += ["--out", "runs/" + Path(cfg["out"]).name]
     return " ".join(parts)
 
@@ -65,8 +84,10 @@ def stage(run: Path) -> dict:
     """One training run: its command, iterations, training time, and the machine and precision."""
     cfg = json.loads((run / "config.json").read_text())
     meta = final_metadata(run)
+    changes = recipe_changes(cfg["recipe"])
     return {
         "command": command_line(cfg),
+        **({"recipe.toml": config_file(changes)} if changes else {}),
         "iterations": int(meta["iterations"]),
         "wall_time_s": int(float(meta.get("seconds", 0))),
         "lr": cfg["recipe"]["lr"],
@@ -156,7 +177,7 @@ def main() -> None:
         "bicubic": bicubic,
         "note": args.note,
     }
-    if len(stages) > 1:
+    if len(stages) > 1 or "recipe.toml" in stages[0]:
         entry["stages"] = stages
     manifest["weights"] = [e for e in manifest["weights"] if e["file"] != name] + [entry]
     manifest["weights"].sort(key=lambda e: (e["model"], e["scale"]))

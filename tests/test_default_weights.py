@@ -208,6 +208,28 @@ def test_srcnn_prefers_the_authors_file_and_keeps_its_bundled_one_for_offline_ru
     assert "official: srcnn-915-x4 (x4), srcnn-915-x3 (x3), srcnn-915-x2 (x2); offline: bundled x3" in rows["srcnn"]
 
 
+def test_a_failed_download_of_the_preferred_official_file_falls_back_on_the_bundled_one(
+    bundled_dir: Path, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Online but unreachable (no --offline given): SRCNN's authors' file cannot be fetched, so the run
+    says why and uses the bundled file, which exists for runs without the network."""
+    _bundle(bundled_dir, "srcnn", 3, 31.5, n1=8, n2=4)
+    _replace_entry(monkeypatch, replace(hub.find("srcnn-915-x3"), url=_dead_url("/x3.mat")))
+    img = write_rgb(tmp_path / "photo.png", photo("coffee", (20, 16)))
+    result = run("images", img, "-m", "srcnn", "-s", "3", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0] == "model srcnn x3, weights: srcnn-915-x3 (download)"
+    warning = next(line for line in lines if "cannot download 'srcnn-915-x3'" in line)
+    assert warning.endswith("using the bundled srcnn.x3 instead (bundled, Set5 31.50 dB)")
+    assert read_rgb(tmp_path / "photo_x3.png").shape == (48, 60, 3)
+    assert _left_in(home / "weights") == []  # no partial download left behind
+
+    # Asked for by name (--weights), the official file has no stand-in: its failure stays an error.
+    result = run("images", img, "-m", "srcnn", "-s", "3", "--weights", "srcnn-915-x3", "-o", str(tmp_path / "o"))
+    assert result.exit_code == 1 and "cannot download 'srcnn-915-x3'" in result.output
+
+
 def test_bundled_weights_run_without_the_network(
     bundled_dir: Path, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,22 +11,27 @@ The rule, per model and scale:
 
 Bundled wins because this project measured it (its Set5/Set14 scores are in the manifest) and it needs
 no network, except for models that prefer the authors' release (``ModelSpec.prefer_official``: SRCNN,
-DRN), whose official checkpoint wins unless the run is offline and has not cached it.
+DRN), whose official checkpoint wins unless the run is offline and has not cached it; a download of it
+that fails (no network, a bad checksum) then falls back on the bundled file with a warning.
 ``--weights`` overrides all of these.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from .. import hub
+from ..errors import WeightsError
 from .bundled import BundledWeights, find_bundled
 from .registry import ModelSpec
 
 __all__ = ["WeightsChoice", "default_weights"]
+
+log = logging.getLogger("upscale.models")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,9 @@ class WeightsChoice:
 
     checkpoint: hub.Checkpoint | None = None
     """The catalogue entry, for ``source="official"``."""
+
+    fallback: BundledWeights | None = None
+    """For an official choice that won over a bundled file: that file, which a failed download falls back on."""
 
     @property
     def set5_psnr(self) -> float | None:
@@ -74,7 +82,14 @@ class WeightsChoice:
         if self.bundled is not None:
             return self.bundled.path
         assert self.checkpoint is not None
-        return hub.resolve(self.checkpoint.name, catalogue=(self.checkpoint,), offline=offline)
+        try:
+            return hub.resolve(self.checkpoint.name, catalogue=(self.checkpoint,), offline=offline)
+        except WeightsError as exc:
+            if self.fallback is None:
+                raise
+            psnr = f", Set5 {self.fallback.set5_psnr:.2f} dB" if self.fallback.set5_psnr > 0 else ""
+            log.warning("%s; using the bundled %s instead (bundled%s)", exc, self.fallback.name, psnr)
+            return self.fallback.path
 
 
 def default_weights(
@@ -98,7 +113,10 @@ def default_weights(
         return WeightsChoice("bundled", best.name, best.model, best.scale, bundled=best)
     if official is None:
         return None
-    return WeightsChoice("official", official.name, official.model, official.scale, checkpoint=official)
+    fallback = best if best is not None and best.scale == official.scale else None
+    return WeightsChoice(
+        "official", official.name, official.model, official.scale, checkpoint=official, fallback=fallback
+    )
 
 
 def _prefers(spec: ModelSpec, official: hub.Checkpoint, offline: bool | None) -> bool:

@@ -91,7 +91,7 @@ def stage(run: Path) -> dict:
         "iterations": int(meta["iterations"]),
         "wall_time_s": int(float(meta.get("seconds", 0))),
         "lr": cfg["recipe"]["lr"],
-        # runs from before `upscale train` recorded its machine: this one (bundle where, and with the threads, they ran)
+        # older runs did not record their machine: bundle those where, and with the threads, they trained
         "machine": meta.get("machine") or machine(),
         "precision": meta.get("precision", cfg["precision"]),
     }

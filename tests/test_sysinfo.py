@@ -13,8 +13,18 @@ from upscale.sysinfo import cpu_flags, cpu_name, machine
 
 
 def test_machine_names_the_cpu_its_threads_and_torch() -> None:
-    threads = torch.get_num_threads()
-    assert machine("cpu") == f"{cpu_name()}, {threads} thread{'s' if threads != 1 else ''}, torch {torch.__version__}"
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert machine("cpu") == f"{cpu_name()}, 1 thread, torch {torch.__version__}"
+        torch.set_num_threads(2)
+        assert machine() == f"{cpu_name()}, 2 threads, torch {torch.__version__}"
+    finally:
+        torch.set_num_threads(before)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
+        line = next(x for x in cpuinfo.read_text().splitlines() if x.startswith("model name"))
+        assert cpu_name() == line.partition(":")[2].strip()
     assert cpu_name()
 
 

@@ -11,7 +11,6 @@ median of its rounds, so a slow drift of the machine (clock boost, other load) h
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import av
 import numpy as np
 import torch
 
+from upscale import sysinfo
 from upscale.color import rgb_to_ycbcr
 from upscale.engine import EngineOptions, Upscaler, _Frame, pick_device
 from upscale.eval.speed import synchronize, synthetic_frames
@@ -173,9 +173,6 @@ def encode_pan(path: Path, base: np.ndarray, width: int, frames: int, options: d
 
 
 def machine(device: str) -> str:
+    """``cpu: AMD EPYC, 2 threads, torch 2.13.0``: the device kind, then what :func:`upscale.sysinfo.machine` says."""
     dev = pick_device(device)
-    if dev.type == "cuda":
-        name = torch.cuda.get_device_name(dev)
-    else:
-        name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    return f"{dev.type}: {name}; torch {torch.__version__}"
+    return f"{dev.type}: {sysinfo.machine(str(dev))}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 
 from upscale.cli import main as upscale_main
+from upscale.sysinfo import cpu_name
 
 FPS = 24
 KEYFRAME_S = 0.5
@@ -58,17 +58,6 @@ def make_clip(path: Path, width: int, height: int, frames: int) -> None:
     base = photo_like(width * 2, height, 1000)
     gop = str(round(FPS * KEYFRAME_S))
     h.encode_pan(path, base, width, frames, {"crf": "16", "g": gop, "keyint_min": gop, "sc_threshold": "0"}, FPS)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_cli(args: list[str]) -> float:
@@ -113,7 +102,7 @@ def main() -> None:
     )
     gpus = int(ray.cluster_resources().get("GPU", 0))
     print(
-        f"cpu: {cpu_model()}, {cores} cores{f', {gpus} GPUs' if gpus else ''}; load {os.getloadavg()[0]:.1f}; "
+        f"cpu: {cpu_name()}, {cores} cores{f', {gpus} GPUs' if gpus else ''}; load {os.getloadavg()[0]:.1f}; "
         f"torch {torch.__version__}, ray {ray.__version__}"
     )
     print(

@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 from torch.utils.flop_counter import FlopCounterMode
 
+from upscale import engine
 from upscale.cli import main
-from upscale.engine import native_cpu_halves
+from upscale.eval import speed
 from upscale.eval.flops import count_macs
 from upscale.models import REGISTRY, build_model
 
@@ -21,13 +22,16 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def test_report_prints_every_field_with_random_weights() -> None:
+@pytest.mark.parametrize("native", [frozenset({"bf16"}), frozenset()], ids=["native-bf16-cpu", "cpu-without-bf16"])
+def test_report_prints_every_field_with_random_weights(native: frozenset[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in (engine, speed):  # what the CPU says of itself, for the command that asks it
+        monkeypatch.setattr(module, "native_cpu_halves", lambda: native)
     result = run("bench", "rlfn", "--random-weights", "--size", "40x32", "--frames", "2", "--device", "cpu", "-q")
     assert result.exit_code == 0, result.output
     out = result.stdout
     for field in ("frames/s", "output MP/s", "ms/frame", "latency", "GMAC/frame", "GFLOP/s", "peak memory"):
         assert field in out
-    auto = "bfloat16" if "bf16" in native_cpu_halves() else "float32"  # RLFN is declared bf16-safe
+    auto = "bfloat16" if native else "float32"  # RLFN is declared bf16-safe
     assert "random weights" in out and "40x32 -> 160x128" in out and f"cpu, {auto}," in out
 
 

@@ -54,3 +54,22 @@ def test_default_model_scores_what_the_manifest_says(shared_data: Path) -> None:
     mean = json.loads(result.stdout)["datasets"][0]["mean"]
     assert mean["psnr"] == pytest.approx(entry["scores"]["Set5"]["psnr"], abs=0.01)
     assert mean["bicubic_psnr"] == pytest.approx(entry["bicubic"]["Set5"]["psnr"], abs=0.01)
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
+def test_each_bundled_file_scores_what_the_manifest_says(entry: dict, shared_data: Path) -> None:
+    """Set5 and Set14 recomputed from the file itself, under the protocol and precision of ``upscale eval``:
+    the manifest's scores and bicubic baselines to 0.01 dB, and the bar (1 dB over bicubic) on each."""
+    bench = shared_data / "bench"
+    path = WEIGHTS / entry["file"]
+    args = ["eval", entry["model"], "--scale", str(entry["scale"]), "--weights", str(path), "--json", "-q"]
+    result = CliRunner().invoke(main, [*args, "--data", str(bench / "Set5"), "--data", str(bench / "Set14")])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert Path(payload["weights"]) == path and payload["protocol"]["precision"] == "float32", payload
+    means = {d["name"]: d["mean"] for d in payload["datasets"]}
+    for name in ("Set5", "Set14"):
+        got = means[name]
+        assert got["psnr"] == pytest.approx(entry["scores"][name]["psnr"], abs=0.01), name
+        assert got["bicubic_psnr"] == pytest.approx(entry["bicubic"][name]["psnr"], abs=0.01), name
+        assert got["psnr"] >= got["bicubic_psnr"] + 1.0, name

@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 
 from tests.conftest import photo, read_rgb, write_rgb
 from tests.media import make_video
+from tests.test_interrupts import default_sigint
 from upscale.cli import main
 from upscale.models import REGISTRY, build_model
 
@@ -299,6 +300,7 @@ def test_ctrl_c_stops_the_batch_with_its_summary_and_130(tmp_path: Path) -> None
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=ENV,
+        preexec_fn=default_sigint,  # SIGINT as a shell gives it, even to a suite run in the background
     )
     deadline = time.monotonic() + 240
     while not (out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir())):

@@ -4,6 +4,7 @@ cannot see and clusters that cannot be reached are one-line errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -63,9 +64,15 @@ def test_a_video_on_the_cluster_gives_the_same_frames_as_one_process(tmp_path: P
     args = ["video", src, *MODEL, "--segment", "0.25", "--progress", "none"]
     code, err = cli(*args, "-o", tmp_path / "ref.mp4")
     assert code == 0, err
-    code, err = cli(*args, "-o", tmp_path / "out.mp4", "--cluster", "local:2")
+    code, err = cli(*args[:-1], "json", "-o", tmp_path / "out.mp4", "--cluster", "local:2", "-v")
     assert code == 0, err
     assert_same_video(tmp_path / "ref.mp4", tmp_path / "out.mp4")
+    # the segments were made by the cluster's workers, each reporting its own process, none of them this one
+    total = [json.loads(x) for x in err.splitlines() if x.startswith("{")][-1]["segments_total"]
+    done = re.findall(r"INFO: worker [^:\s]+:(\d+): (\d+) done in ", err)
+    assert "cluster: 2 workers" in err and done, err
+    assert all(int(pid) != os.getpid() for pid, _ in done), (os.getpid(), done)
+    assert sum(int(n) for _, n in done) == total > 2
 
 
 def test_a_cluster_job_whose_driver_is_killed_resumes(tmp_path: Path) -> None:

@@ -28,13 +28,22 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def default_sigint() -> None:
+    """``preexec_fn`` of a child the test sends SIGINT: Ctrl-C as a shell gives it, whatever this process
+    was given. A suite started in the background (``pytest ... &``) ignores SIGINT, and so would its
+    children, which would then run to the end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(clips: Path, out: Path, *, after_done: int, delay_s: float, device: str = "cpu") -> tuple[int, str]:
     """Start ``upscale video`` on the folder; once ``after_done`` videos are finished (0: once the model
     line is out) wait ``delay_s`` and send SIGINT. Returns the exit code and all of stderr."""
     cmd = [sys.executable, "-m", "upscale", "video", str(clips), "-o", str(out), "-m", "bicubic", "-s", "2"]
     cmd += ["--device", device]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([*cmd, "--progress", "none"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*cmd, "--progress", "none"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     seen = []
     try:
         while True:

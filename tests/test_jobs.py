@@ -14,15 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import photo, write_rgb
+from tests.conftest import photo, read_rgb, write_rgb
 from tests.media import make_video, pan_frames
 from tests.test_atomic_write import _noise, _run_limited
 from upscale.cli import main
-from upscale.jobs import PREFIX
+from upscale.jobs import PREFIX, JobRecord
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = ["-m", "rlfn", "-s", "2", "--precision", "fp32"]  # the bundled x2 weights: slow enough to stop mid-way
@@ -103,6 +104,49 @@ def test_folder_killed_part_way_resumes_without_redoing_finished_files(photos: P
         assert (out / name).stat().st_mtime_ns == mtime
     for p in sorted(ref.iterdir()):  # the same bytes as a run that was never stopped
         assert (out / p.name).read_bytes() == p.read_bytes(), p.name
+    assert job_folders(out) == []
+
+
+def test_inputs_edited_since_the_interruption_are_redone_and_the_others_are_not(photos: Path, tmp_path: Path) -> None:
+    out, ref = tmp_path / "out", tmp_path / "ref"
+    args = ["-m", "bicubic", "-s", "2"]
+    stored = [cv2.IMWRITE_PNG_COMPRESSION, 0]  # stored, not deflated: the file's size depends only on its shape
+    assert cv2.imwrite(str(photos / "p1.png"), cv2.cvtColor(photo("rocket", (160, 120)), cv2.COLOR_RGB2BGR), stored)
+    (photos / "p5.png").write_text("not an image\n")  # fails, so the job stays unfinished
+    code, err = cli("images", photos, "-o", out, *args)
+    assert code == 1 and "5 upscaled, 0 skipped, 1 failed" in err
+    assert len(job_folders(out)) == 1
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    assert len(before) == 5
+
+    # p0: other pixels and another size, its modification time put back as it was (cp -p, rsync -t)
+    p0 = photos / "p0.png"
+    mtime = p0.stat().st_mtime_ns
+    old_size = p0.stat().st_size
+    write_rgb(p0, photo("chelsea", (150, 100)))
+    os.utime(p0, ns=(mtime, mtime))
+    assert p0.stat().st_size != old_size and p0.stat().st_mtime_ns == mtime
+    # p1: other pixels in a file of the same size, modified later
+    p1 = photos / "p1.png"
+    size, mtime = p1.stat().st_size, p1.stat().st_mtime_ns
+    assert cv2.imwrite(str(p1), cv2.cvtColor(photo("coffee", (160, 120)), cv2.COLOR_RGB2BGR), stored)
+    os.utime(p1, ns=(mtime + 2_000_000_000, mtime + 2_000_000_000))
+    assert p1.stat().st_size == size
+    write_rgb(photos / "p5.png", photo("rocket", (160, 120)))
+
+    code, err = cli("images", photos, "-o", out, *args)
+    assert code == 0, err
+    assert "resuming the unfinished job" in err
+    assert "3 upscaled, 3 done before, 0 skipped, 0 failed" in err, err  # p0, p1 and p5
+    for name in ("p2_x2.png", "p3_x2.png", "p4_x2.png"):  # unchanged inputs: not redone
+        assert (out / name).stat().st_mtime_ns == before[name], name
+    for name in ("p0_x2.png", "p1_x2.png"):
+        assert (out / name).stat().st_mtime_ns != before[name], name
+    code, err = cli("images", photos, "-o", ref, *args)
+    assert code == 0, err
+    for p in sorted(ref.iterdir()):  # every output is what a fresh run makes of the inputs as they are now
+        assert (out / p.name).read_bytes() == p.read_bytes(), p.name
+    assert read_rgb(out / "p0_x2.png").shape == (200, 300, 3)
     assert job_folders(out) == []
 
 
@@ -237,7 +281,9 @@ def test_open_gop_video_killed_and_resumed_equals_an_uninterrupted_run(tmp_path:
         assert np.abs(small - a.astype(float)).mean() < 6
 
 
-def test_a_segment_that_cannot_be_encoded_stops_the_job_and_keeps_the_finished_ones(tmp_path: Path) -> None:
+def test_a_segment_that_cannot_be_encoded_stops_the_job_and_keeps_the_finished_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calm = pan_frames(12, (64, 48))
     noisy = [_noise(48, 64, i) for i in range(12)]
     src = make_video(tmp_path / "a.mp4", calm + noisy, rate=24, audio=None, options={"crf": "10", "g": "6"})
@@ -254,8 +300,18 @@ def test_a_segment_that_cannot_be_encoded_stops_the_job_and_keeps_the_finished_o
     kept = {p: p.stat().st_mtime_ns for p in record.glob("video/*/[0-9]*.nut")}
     assert len(kept) == 2
 
+    # the kept segments as the resumed run leaves them, just before it removes its work folder
+    at_the_end: dict[Path, int | None] = {}
+    done = JobRecord.mark_done
+
+    def mark_done(self: JobRecord, src: Path, dst: Path) -> None:
+        at_the_end.update({p: p.stat().st_mtime_ns if p.exists() else None for p in kept})
+        done(self, src, dst)
+
+    monkeypatch.setattr(JobRecord, "mark_done", mark_done)
     code, err = cli(*args[:-1], "json")
     assert code == 0, err
+    assert at_the_end == kept  # used as they were, not made again
     lines = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
     assert (lines[0]["frame"], lines[0]["segments"]) == (12, 2)  # taken up after the finished ones
     assert len(decoded(out)[0]) == 24

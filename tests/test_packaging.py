@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -11,6 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+_OUTSIDE = {"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONSAFEPATH", "PYTHONPLATLIBDIR"}
+_OUTSIDE |= {"PYTHONEXECUTABLE", "PIP_USER", "PIP_TARGET", "PIP_PREFIX", "PIP_ROOT"}
+"""What would show the fresh environment something other than what it installed (a source checkout on
+PYTHONPATH, another prefix), or install the wheel elsewhere."""
+FRESH = {k: v for k, v in os.environ.items() if k not in _OUTSIDE}
 
 PROBE = """
 import json, sys
@@ -44,6 +51,7 @@ def test_wheel_in_a_fresh_venv_finds_the_bundled_weights(tmp_path: Path) -> None
         ],
         check=True,
         capture_output=True,
+        env=FRESH,
     )
     wheel = next(wheels.glob("upscale-*.whl"))
     env_dir = tmp_path / "venv"
@@ -54,8 +62,10 @@ def test_wheel_in_a_fresh_venv_finds_the_bundled_weights(tmp_path: Path) -> None
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps", str(wheel)],
         check=True,
         capture_output=True,
+        env=FRESH,
     )
-    out = subprocess.run([str(python), "-c", PROBE], check=True, capture_output=True, text=True, cwd=tmp_path)
+    probe = [str(python), "-c", PROBE]
+    out = subprocess.run(probe, check=True, capture_output=True, text=True, cwd=tmp_path, env=FRESH)
     found = json.loads(out.stdout)
     assert found["package"].startswith(str(env_dir)), found
     assert found["weights_dir"].startswith(str(env_dir)), found

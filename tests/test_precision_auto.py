@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from upscale import engine
+from upscale import engine, fusion
 from upscale.cli import main
 from upscale.engine import EngineOptions, Upscaler
 from upscale.models import REGISTRY, build_model
@@ -46,9 +47,27 @@ def test_auto_stays_fp32_without_native_bf16(no_native_halves: None) -> None:
     assert dtype_of("rlfn") == torch.float32
 
 
-def test_auto_on_this_machine_follows_what_the_cpu_reports() -> None:
-    expected = torch.bfloat16 if "bf16" in engine.native_cpu_halves() else torch.float32
-    assert dtype_of("rlfn") == expected
+@pytest.fixture(params=[(True, False), (True, True), (False, False)], ids=["avx512-bf16", "amx-fp16", "avx2"])
+def cpu_kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[bool, bool]]:
+    """A CPU whose oneDNN reports native bf16 (and fp16) kernels, or none: what ``native_cpu_halves``
+    reads, faked, its cached answer cleared before and after."""
+    bf16, fp16 = request.param
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: bf16)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_fp16_supported", lambda: fp16)
+    engine.native_cpu_halves.cache_clear()
+    fusion._native_bf16.cache_clear()
+    yield bf16, fp16
+    engine.native_cpu_halves.cache_clear()
+    fusion._native_bf16.cache_clear()
+
+
+def test_auto_follows_what_the_cpu_reports(cpu_kernels: tuple[bool, bool]) -> None:
+    bf16, fp16 = cpu_kernels
+    assert engine.native_cpu_halves() == {name for name, native in (("bf16", bf16), ("fp16", fp16)) if native}
+    assert engine.native_bf16(torch.device("cpu")) is bf16
+    assert dtype_of("rlfn") == (torch.bfloat16 if bf16 else torch.float32)
+    assert dtype_of("srcnn") == torch.float32  # not declared bf16-safe
+    assert dtype_of("rlfn", "fp32") == torch.float32
 
 
 def test_eval_stays_fp32_under_native_bf16(native_bf16: None, tmp_path: Path) -> None:

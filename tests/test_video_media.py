@@ -164,6 +164,20 @@ def test_start_shifts_chapters_to_the_output_time_line(tmp_path: Path) -> None:
     assert chapter_titles(tmp_path / "film_x2.mkv") == [("Rest", 0.0, pytest.approx(0.2, abs=1e-3))]
 
 
+def test_duration_clips_chapters_and_drops_those_after_it(tmp_path: Path) -> None:
+    src = rich_mkv(tmp_path)
+    args = ["-m", "bicubic", "-s", "2", "--progress", "none"]
+    code, out = run(src, *args, "--duration", "0.2", "-o", tmp_path / "head.mkv")
+    assert code == 0, out
+    assert chapter_titles(tmp_path / "head.mkv") == [("Opening", 0.0, pytest.approx(0.2, abs=1e-3))]
+    code, out = run(src, *args, "--start", "0.1", "--duration", "0.3", "-o", tmp_path / "middle.mkv")
+    assert code == 0, out
+    assert chapter_titles(tmp_path / "middle.mkv") == [
+        ("Opening", 0.0, pytest.approx(0.15, abs=1e-3)),
+        ("Rest", pytest.approx(0.15, abs=1e-3), pytest.approx(0.3, abs=1e-3)),
+    ]
+
+
 def test_mov_stays_mov_and_webm_falls_back_to_mp4_for_h264(tmp_path: Path) -> None:
     mov = make_video(tmp_path / "clip.mov", n=6, audio=None)
     code, out = run(mov, "-m", "bicubic", "-s", "2", "--progress", "none")

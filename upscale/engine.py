@@ -14,18 +14,15 @@ and the engine cuts and stitches the tiles of one batch while the GPU runs the n
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import functools
 import itertools
 import logging
 import math
-import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import cv2
@@ -36,7 +33,9 @@ import torch.nn.functional as F
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import UpscaleError
 from .fusion import fuse_for_cpu
+from .io.limits import DEFAULT_MAX_PIXELS, TooLargeError
 from .io.pipeline import Pipeline
+from .memory import available_memory
 from .models.loading import LoadedModel
 from .resize import imresize
 
@@ -83,21 +82,9 @@ class EngineOptions:
     fuse: bool = True
     """On the CPU, fold the activation, residual add or BatchNorm after each convolution into it
     (:mod:`upscale.fusion`); ``--compile`` fuses by itself instead."""
-
-
-def available_memory() -> int:
-    """Bytes of RAM this process can still take: the kernel's MemAvailable, within a cgroup's limit."""
-    avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                avail = int(line.split()[1]) * 1024
-    with contextlib.suppress(OSError, ValueError):
-        cgroup = Path("/sys/fs/cgroup")
-        limit = (cgroup / "memory.max").read_text().strip()
-        if limit != "max":
-            avail = min(avail, int(limit) - int((cgroup / "memory.current").read_text()))
-    return max(avail, 0)
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    """Inputs whose frames declare more pixels are refused before they are decoded (None: no limit);
+    the readers of :mod:`upscale.io` take it from here."""
 
 
 def pick_devices(names: str = "auto") -> list[torch.device]:
@@ -386,13 +373,7 @@ class Upscaler:
     def _auto_tile_cpu(self, h: int, w: int) -> int:
         """Untiled when the frame's estimated memory fits the budget, else the largest tile that does: a
         CPU has no out-of-memory error to recover from, only the kernel's OOM killer."""
-        from .eval.flops import activation_bytes
-
-        unit = self.model_scale if self.spec.input_kind == "bicubic" else 1
-        probe = max(64, self.spec.min_size_px)
-        shape = (self.batch_size, self._in_channels(), probe * unit, probe * unit)
-        itemsize = torch.finfo(self.dtype).bits // 8
-        per_px = CPU_ESTIMATE_FACTOR * activation_bytes(self.module, shape) * itemsize / 4 / (probe * probe)
+        per_px = self._cpu_bytes_per_px
         budget = CPU_MEMORY_SHARE * available_memory()
         if h * w * per_px <= budget:
             return 0
@@ -408,6 +389,76 @@ class Upscaler:
             budget / 2**30 / CPU_MEMORY_SHARE,
         )
         return side
+
+    @functools.cached_property
+    def _cpu_bytes_per_px(self) -> float:
+        """Estimated CPU working memory per input pixel of an untiled frame (activations, measured factor)."""
+        from .eval.flops import activation_bytes
+
+        unit = self.model_scale if self.spec.input_kind == "bicubic" else 1
+        probe = max(64, self.spec.min_size_px)
+        shape = (self.batch_size, self._in_channels(), probe * unit, probe * unit)
+        itemsize = torch.finfo(self.dtype).bits // 8
+        return CPU_ESTIMATE_FACTOR * activation_bytes(self.module, shape) * itemsize / 4 / (probe * probe)
+
+    def memory_needed(
+        self, height: int, width: int, channels: int = 3, itemsize: int = 1, frames: int = 1
+    ) -> tuple[int, int]:
+        """Estimated host memory, in bytes, to upscale a ``height``x``width`` image of ``channels`` samples
+        of ``itemsize`` bytes (of ``frames`` such frames, for an animation): ``(frame, work)``.
+
+        ``frame`` is what the frame needs whatever the tiling: the input and its float planes, the float
+        output at the model's scale, the result at the final scale and its encoding, and the other frames'
+        inputs and results. ``work`` is the network's activations on the CPU, which tiling bounds (0 on a
+        GPU, whose memory the engine fits by itself).
+        """
+        s, c = self.model_scale, max(channels, 1)
+        out_h, out_w = round(height * self.scale), round(width * self.scale)
+        frame = height * width * (c * itemsize + 4 * c + 4 * self._in_channels())
+        frame += height * width * s * s * 4 * max(self._in_channels(), c)
+        frame += out_h * out_w * c * (4 + 2 * itemsize)
+        frame += (frames - 1) * (height * width + out_h * out_w) * c * itemsize
+        if self.device.type != "cpu":
+            return frame, 0
+        per_px = self._cpu_bytes_per_px
+        if self.options.tile == "auto":
+            untiled = height * width * per_px
+            work = untiled if untiled <= CPU_MEMORY_SHARE * available_memory() else min(untiled, CPU_TILED_BUDGET)
+        elif self.tile_px and max(height, width) > self.tile_px:
+            side = self.tile_px + 2 * self.tile_pad
+            work = min(height, side) * min(width, side) * per_px
+        else:
+            work = height * width * per_px
+        return frame, int(work)
+
+    def check_memory(
+        self, name: str, height: int, width: int, channels: int = 3, itemsize: int = 1, frames: int = 1
+    ) -> None:
+        """Refuse, before any work, an image whose :meth:`memory_needed` exceeds the memory available, with
+        one line naming the way out: a tile size that fits, or a smaller output (the frame buffers alone)."""
+        frame, work = self.memory_needed(height, width, channels, itemsize, frames)
+        avail = available_memory()
+        if frame + work <= avail:
+            return
+        gib = 2**30
+        size = f"{width}x{height} at x{self.scale:g}"
+        need = f"needs about {(frame + work) / gib:.1f} GiB of memory, {avail / gib:.1f} GiB available"
+        if frame < avail * 0.8 and self.device.type == "cpu":
+            fit = self._tile_that_fits(avail - frame)
+            if fit:
+                raise TooLargeError(f"{name}: {size} {need}; use --tile {fit} (or --max-pixels to skip such files)")
+        fitting = avail * 0.8 / ((frame + work) / (height * width))  # pixels of an image that would fit
+        digits = 10 ** max(int(math.log10(max(fitting, 1))) - 1, 0)
+        raise TooLargeError(
+            f"{name}: {size} {need} ({frame / gib:.1f} GiB for the frame's buffers, which tiling does not "
+            f"shrink); downscale it first, or skip such files with --max-pixels {int(fitting // digits * digits):,}"
+        )
+
+    def _tile_that_fits(self, budget: float) -> int:
+        """The largest tile (a multiple of 16, at least the minimum) whose working memory fits ``budget``, or 0."""
+        side = int(math.sqrt(max(budget, 0) / self._cpu_bytes_per_px)) - 2 * self.tile_pad
+        side = min(side, 2048) // 16 * 16
+        return side if side >= MIN_TILE_PX else 0
 
     def _in_channels(self) -> int:
         return 1 if self.spec.colour == "y" else 3

@@ -11,6 +11,10 @@ The rewrite traces each module with :mod:`torch.fx`. A module whose forward cann
 branches on a tensor's shape) keeps its own code, and its children are rewritten instead. The caller's
 module is left as it was. Every fused call checks its inputs and runs the plain layers when the fused
 kernel does not apply (another device, a dtype without kernels, autograd, a broadcasting add).
+
+A module with a true ``no_fusion`` attribute is left alone, children and all: tracing runs its forward
+on proxies, and networks from other projects may change themselves there (spandrel's SPAN recomputes
+its weights in every forward, and a trace leaves proxies in them); see :mod:`upscale.models.foreign`.
 """
 
 from __future__ import annotations
@@ -103,6 +107,8 @@ class FusedConv2d(nn.Module):
             return True
         if other.dtype != x.dtype or (torch.is_grad_enabled() and other.requires_grad):
             return False
+        if self.attr != "none" and x.dtype != torch.float32 and not self._binary_kernel(x):
+            return False  # torch would run conv, then ATen's add_relu_, which has no bf16 kernel
         n, _, h, wd = x.shape
         k, p, s, d = self.conv.kernel_size, self.conv.padding, self.conv.stride, self.conv.dilation
         out_h = (h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
@@ -110,6 +116,15 @@ class FusedConv2d(nn.Module):
         # oneDNN adds ``other`` element by element in the output's layout: no broadcasting.
         fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         return tuple(other.shape) == (n, w.shape[0], out_h, out_w) and other.is_contiguous(memory_format=fmt)
+
+    def _binary_kernel(self, x: torch.Tensor) -> bool:
+        """Whether torch gives the add to oneDNN rather than doing it itself: one group, and the input or
+        the weights in channels_last (plainly, not a layout that is both, such as a single channel)."""
+
+        def channels_last(t: torch.Tensor) -> bool:
+            return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+        return self.conv.groups == 1 and (channels_last(x) or channels_last(self.conv.weight))
 
 
 @functools.cache
@@ -119,7 +134,7 @@ def _native_bf16() -> bool:
 
 def _fuse_tree(module: nn.Module) -> nn.Module | None:
     """The rewritten module, or None when nothing in it was fused."""
-    if not any(True for _ in module.children()):
+    if getattr(module, "no_fusion", False) or not any(True for _ in module.children()):
         return None
     try:
         graph_module = fx.symbolic_trace(module)

@@ -25,9 +25,20 @@ def click_error(exc: UpscaleError) -> click.ClickException:
     return err
 
 
+class _BarSafeHandler(logging.StreamHandler):
+    """Log lines on stderr through ``tqdm.write``, which moves a progress bar out of the way first
+    (a plain stream handler would append the line to the bar's)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
 def setup_logging(quiet: bool, verbose: int) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", handlers=[_BarSafeHandler()], force=True)
 
 
 def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -15,6 +15,7 @@ from ..io.image import (
     FORMATS,
     IMAGE_SUFFIXES,
     Picture,
+    check_picture_memory,
     content_suffix,
     decode_picture,
     encode_picture,
@@ -147,14 +148,17 @@ def images(
             _refuse_terminal()
         data = sys.stdin.buffer.read()
         suffix = content_suffix(data) if fmt == "same" else FORMATS[fmt]
-        pic = _decoded(lambda: decode_picture(data, "<stdin>"))
+        limit = engine["max_pixels"] or None
+        pic = _decoded(lambda: decode_picture(data, "<stdin>", max_pixels=limit))  # type: ignore[arg-type]
         _stdio(pic, "<stdin>", None if to_stdout else output, suffix, quality, strip_metadata, engine)
         return
     if to_stdout:
         _refuse_terminal()
         src = _single_input(items, recursive=recursive)
         suffix = output_suffix(src) if fmt == "same" else FORMATS[fmt]
-        _stdio(_decoded(lambda: load_picture(src)), str(src), None, suffix, quality, strip_metadata, engine)
+        limit = engine["max_pixels"] or None
+        pic = _decoded(lambda: load_picture(src, max_pixels=limit))  # type: ignore[arg-type]
+        _stdio(pic, str(src), None, suffix, quality, strip_metadata, engine)
         return
 
     join_cluster(cluster)
@@ -270,6 +274,7 @@ def _stdio(
     """One picture (from stdin, or a file for ``-o -``) to ``output``, else to stdout as ``suffix``."""
     up = build_upscaler(**engine)  # type: ignore[arg-type]
     try:
+        check_picture_memory(up, pic, name)
         result = pic.map(up.upscale)
         if output is not None:
             write_picture(output, result, quality=quality, strip_metadata=strip_metadata)

@@ -12,6 +12,7 @@ so the type's minimum is 0 (int8 to uint8, int16 to uint16), 32-bit integers kee
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from collections.abc import Callable
@@ -27,12 +28,15 @@ if TYPE_CHECKING:
 from PIL import Image
 
 from ..errors import BadMediaError
+from .decoder_noise import decoder_messages
 from .files import atomic_output
+from .limits import DEFAULT_MAX_PIXELS, TooLargeError, check_pixels
 from .metadata import Metadata, embed_metadata, icc_for, orient, output_exif, read_metadata, tiff_stored_order
 
 # OpenCV's own warnings would duplicate our one-line errors.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-# Pillow only parses headers until asked for pixels; the size of an image is the engine's concern.
+# Pillow only parses headers until asked for pixels: every size a header declares is checked against
+# --max-pixels (``limits.check_pixels``) before the pixels are decoded, so Pillow's own guard is off.
 Image.MAX_IMAGE_PIXELS = None
 
 WRITABLE_SUFFIXES = frozenset(
@@ -76,23 +80,45 @@ class Picture:
         return replace(self, frames=[fn(f) for f in self.frames])
 
 
-def decode_picture(data: bytes, name: str = "<stdin>") -> Picture:
-    """Decode encoded image bytes with every frame and the metadata; raises :class:`BadMediaError` naming ``name``."""
+Fits = Callable[[int, int, int, int, int], None]
+"""``fits(height, width, channels, itemsize, frames)`` raises where an image of that declared size must
+not be decoded (:meth:`upscale.engine.Upscaler.check_memory` with the file's name)."""
+
+
+def decode_picture(
+    data: bytes, name: str = "<stdin>", *, max_pixels: int | None = DEFAULT_MAX_PIXELS, fits: Fits | None = None
+) -> Picture:
+    """Decode encoded image bytes with every frame and the metadata; raises :class:`BadMediaError` naming ``name``.
+
+    Before any pixels are decoded, a frame declaring more than ``max_pixels`` (None: no limit) is refused
+    with :class:`~.limits.TooLargeError`, and ``fits`` is asked about the size the header declares. What
+    the decoders print is logged as one line for the file (see :mod:`.decoder_noise`)."""
     if not data:
         raise BadMediaError(f"{name}: empty file")
+    with decoder_messages(name):
+        return _decode(data, name, max_pixels, fits)
+
+
+def _decode(data: bytes, name: str, max_pixels: int | None, fits: Fits | None) -> Picture:
     pil = _open_pillow(data)
+    if pil is not None:
+        check_pixels(name, *pil.size, max_pixels)
+        if fits is not None:
+            fits(pil.size[1], pil.size[0], *_declared_samples(pil), getattr(pil, "n_frames", 1))
     meta = read_metadata(pil) if pil is not None else Metadata()
     if pil is not None and pil.format == "TIFF" and meta.orientation != 1:
         data = tiff_stored_order(data)
         pil = _open_pillow(data)
     if pil is not None and pil.format in _ANIMATED_FORMATS and getattr(pil, "n_frames", 1) > 1:
-        frames, durations, loop = _read_animation(pil, name)
+        frames, durations, loop = _read_animation(pil, name, max_pixels)
         return Picture([orient(f, meta.orientation) for f in frames], durations, loop, meta)
     arr = None
     if pil is None or pil.format != "GIF":  # OpenCV drops GIF transparency
+        # Formats Pillow cannot parse are left to OpenCV's own limit (2^30 pixels) and checked after.
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is not None:
         arr = _from_opencv(arr)
+        check_pixels(name, arr.shape[1], arr.shape[0], max_pixels)
     elif pil is not None:
         arr = _from_pillow(pil, name)
     else:
@@ -111,9 +137,9 @@ def _read_bytes(path: Path) -> bytes:
         raise BadMediaError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def load_picture(path: str | Path) -> Picture:
+def load_picture(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, fits: Fits | None = None) -> Picture:
     path = Path(path)
-    return decode_picture(_read_bytes(path), str(path))
+    return decode_picture(_read_bytes(path), str(path), max_pixels=max_pixels, fits=fits)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -155,6 +181,18 @@ def _open_pillow(data: bytes) -> Image.Image | None:
         return None
 
 
+def _declared_samples(img: Image.Image) -> tuple[int, int]:
+    """``(channels, bytes per sample)`` of the array an opened image will decode to, from its mode."""
+    mode = img.mode
+    if mode.startswith("I;16") or mode == "I":
+        return 1, 2
+    if mode == "F":
+        return 1, 4
+    if mode in ("1", "L"):
+        return 1, 1
+    return (4 if "A" in mode or "a" in mode or "transparency" in img.info else 3), 1
+
+
 def _from_opencv(arr: np.ndarray) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] == 3:
         return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
@@ -182,7 +220,8 @@ def _from_pillow(img: Image.Image, name: str) -> np.ndarray:
             return np.asarray(img.convert("RGBA"))
         return np.asarray(img.convert("RGB"))
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on bad data
-        raise BadMediaError(f"{name}: not a readable image ({exc})".splitlines()[0]) from None
+        reason = str(exc) or type(exc).__name__
+        raise BadMediaError(f"{name}: not a readable image ({reason})".splitlines()[0]) from None
 
 
 def _tiff_sample_type(img: Image.Image) -> type[np.integer] | None:
@@ -214,16 +253,34 @@ def _map_samples(arr: np.ndarray) -> np.ndarray:
     raise BadMediaError(f"unsupported pixel type {arr.dtype}")
 
 
-def _read_animation(img: Image.Image, name: str) -> tuple[list[np.ndarray], list[int], int | None]:
-    """Every frame as shown (RGBA, or RGB when no frame has transparency), each frame's duration, the loop."""
+def _read_animation(
+    img: Image.Image, name: str, max_pixels: int | None
+) -> tuple[list[np.ndarray], list[int], int | None]:
+    """Every frame as shown (RGBA, or RGB when no frame has transparency), each frame's duration, the loop.
+
+    A GIF frame may declare extents beyond the screen, which grow the canvas: each frame's size is
+    checked after seeking to it, before it is decoded."""
+    from ..memory import available_memory
+
     frames, durations = [], []
+    held, avail = 0, available_memory()
     try:
         for i in range(img.n_frames):
             img.seek(i)
+            check_pixels(name, *img.size, max_pixels, what=f"frame {i + 1}")
+            held += 4 * img.size[0] * img.size[1]
+            if held > avail:
+                raise TooLargeError(
+                    f"{name}: frame {i + 1}: the animation's frames take more memory than is available; "
+                    "skip such files with --max-pixels"
+                )
             frames.append(np.asarray(img.convert("RGBA")))
             durations.append(int(img.info.get("duration", 0)))
+    except BadMediaError:
+        raise
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on bad data
-        raise BadMediaError(f"{name}: frame {len(frames) + 1}: not readable ({exc})".splitlines()[0]) from None
+        reason = str(exc) or type(exc).__name__
+        raise BadMediaError(f"{name}: frame {len(frames) + 1}: not readable ({reason})".splitlines()[0]) from None
     if all(f[..., 3].min() == 255 for f in frames):
         frames = [np.ascontiguousarray(f[..., :3]) for f in frames]
     loop = img.info.get("loop")
@@ -335,8 +392,20 @@ def write_image(path: str | Path, img: np.ndarray, *, quality: int | None = None
 def upscale_picture_file(
     up: Upscaler, src: str | Path, dst: str | Path, *, quality: int | None = None, strip_metadata: bool = False
 ) -> None:
-    """Read ``src``, upscale every frame with the engine ``up`` and write ``dst`` atomically."""
-    write_picture(dst, load_picture(src).map(up.upscale), quality=quality, strip_metadata=strip_metadata)
+    """Read ``src``, upscale every frame with the engine ``up`` and write ``dst`` atomically.
+
+    Frames declaring more than the engine's ``max_pixels``, and images whose upscaling would need more
+    memory than is available, are refused before any work (:class:`~.limits.TooLargeError`)."""
+    pic = load_picture(src, max_pixels=up.options.max_pixels, fits=functools.partial(up.check_memory, str(src)))
+    check_picture_memory(up, pic, str(src))  # formats only OpenCV reads declare nothing beforehand
+    write_picture(dst, pic.map(up.upscale), quality=quality, strip_metadata=strip_metadata)
+
+
+def check_picture_memory(up: Upscaler, pic: Picture, name: str) -> None:
+    """:meth:`Upscaler.check_memory` for the largest frame of ``pic``."""
+    frame = max(pic.frames, key=lambda f: f.shape[0] * f.shape[1])
+    channels = frame.shape[2] if frame.ndim == 3 else 1
+    up.check_memory(name, frame.shape[0], frame.shape[1], channels, frame.dtype.itemsize, len(pic.frames))
 
 
 def write_picture(path: str | Path, pic: Picture, *, quality: int | None = None, strip_metadata: bool = False) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 from ..engine import Upscaler
 from ..errors import BadMediaError, UpscaleError
 from .files import atomic_output, sync, write_durably
+from .limits import check_pixels
 from .pipeline import Pipeline
 from .segments import (
     SEGMENT_S,
@@ -124,6 +125,13 @@ def _infer(
         yield out, metas.popleft()
 
 
+def check_frame_size(up: Upscaler, name: str, width: int, height: int, channels: int = 3) -> None:
+    """Refuse a stream whose frames declare more than ``--max-pixels``, or whose upscaling needs more
+    memory than is available, before its first frame is read (:class:`~.limits.TooLargeError`)."""
+    check_pixels(name, width, height, up.options.max_pixels)
+    up.check_memory(name, height, width, channels)
+
+
 def upscale_video(
     src: Path,
     dst: Path,
@@ -157,6 +165,9 @@ def upscale_video(
             f"{dst}: {format_name} cannot hold what encoder '{opts.encode.codec}' makes "
             "(choose another --codec or --container)"
         )
+    with VideoReader(src, copy_streams=False) as probe:
+        ctx = probe.stream.codec_context
+        check_frame_size(up, str(src), ctx.width, ctx.height)
     own_work = work is None
     folder = work or dst.with_name(f".{dst.name}.segments")
     plan = load_plan(folder, src, opts)
@@ -366,6 +377,7 @@ def upscale_y4m(
             reader.name,
             h.interlace,
         )
+    check_frame_size(up, reader.name, h.width, h.height)
     first_planes = reader.read_frame()
     width, height, note = output_size(up, h.width, h.height, pix_fmt)
     if note:
@@ -424,6 +436,7 @@ def upscale_raw(
     """Upscale headerless frames (``rgb24`` or ``gray``, ``width``×``height`` each); returns frames written."""
     channels = RAW_CHANNELS[pix_fmt]
     size = width * height * channels
+    check_frame_size(up, name, width, height, channels)
 
     damaged: list[BadMediaError] = []
 

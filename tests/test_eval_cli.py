@@ -185,3 +185,32 @@ def test_save_refuses_the_input_folder(hr_dir: Path) -> None:
 def test_lr_dir_count_must_match_data(hr_dir: Path, grey_dir: Path) -> None:
     result = run("eval", "bicubic", "-d", str(hr_dir), "-d", str(grey_dir), "--lr-dir", str(hr_dir))
     assert result.exit_code == 2 and "one --lr-dir per --data" in result.stderr
+
+
+def test_real_world_degradation_gives_each_image_its_own_fixed_lr(hr_dir: Path, tmp_path: Path) -> None:
+    """``--degradation real``: each image's LR depends on the seed and its name only (not on the other
+    images), the bicubic baseline upscales that LR, and the JSON says which degradation ran."""
+    from upscale.eval.protocol import make_real_lr
+
+    weights = rlfn_weights(tmp_path / "rlfn_x4.safetensors", 4)
+    args = ("rlfn", "--weights", str(weights), "--degradation", "real")
+    first = eval_json(*args, "--data", str(hr_dir))
+    assert first["protocol"]["degradation"] == "real-world (Real-ESRGAN second order), seed 0, uint8"
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "coffee.png").write_bytes((hr_dir / "coffee.png").read_bytes())
+    single = eval_json(*args, "--data", str(alone))["datasets"][0]["images"][0]
+    by_name = {i["name"]: i for i in first["datasets"][0]["images"]}
+    assert single == {**by_name["coffee.png"], "seconds": single["seconds"]}
+    other_seed = {i["name"]: i for i in eval_json(*args, "--seed", "1", "--data", str(hr_dir))["datasets"][0]["images"]}
+    assert all(other_seed[n]["bicubic_psnr"] != by_name[n]["bicubic_psnr"] for n in by_name)
+
+    hr = modcrop(read_rgb(hr_dir / "coffee.png"), 4)
+    lr = make_real_lr(hr, 4, 0, "coffee.png")
+    assert lr.shape == (hr.shape[0] // 4, hr.shape[1] // 4, 3) and lr.dtype == np.uint8
+    assert np.array_equal(lr, make_real_lr(hr, 4, 0, "coffee.png"))
+    bic = imresize_np(lr, 4)
+    assert by_name["coffee.png"]["bicubic_psnr"] == pytest.approx(psnr(bic, hr, crop_border=4, y_only=True), abs=1e-9)
+    clean = eval_json("rlfn", "--weights", str(weights), "--data", str(alone))["datasets"][0]["images"][0]
+    assert clean["bicubic_psnr"] > single["bicubic_psnr"] + 1  # blur, noise and JPEG cost the baseline
+    assert run("eval", *args, "--data", str(hr_dir), "--lr-dir", str(hr_dir)).exit_code == 2

@@ -78,6 +78,10 @@ class Checkpoint:
     first 8 in its file names). A download is checked against the full ``sha256`` when known, else
     against this prefix; with neither it is used unverified."""
 
+    set5_psnr: float | None = None
+    """Set5 PSNR in dB at its scale by this project's evaluation protocol (``upscale eval``, Y channel),
+    where measured: a cached file that scores above a model's bundled file runs in its place."""
+
     kind: Literal["sr", "features"] = "sr"
     """``sr``: a super-resolution network, for ``--weights NAME``. ``features``: a classification
     network whose features drive training losses (VGG for perceptual losses); never an SR model."""
@@ -103,7 +107,7 @@ _REALESRGAN_RELEASE = "https://github.com/xinntao/Real-ESRGAN/releases/download/
 _TORCHVISION_MODELS = "https://download.pytorch.org/models/"
 
 
-def _rlfn(name: str, *, scale: int, sha256: str, size_bytes: int) -> Checkpoint:
+def _rlfn(name: str, *, scale: int, sha256: str, size_bytes: int, set5_psnr: float | None = None) -> Checkpoint:
     filename = name.replace("-", "_") + ".pth"  # rlfn-s-x4 -> rlfn_s_x4.pth
     return Checkpoint(
         name=name,
@@ -116,6 +120,23 @@ def _rlfn(name: str, *, scale: int, sha256: str, size_bytes: int) -> Checkpoint:
         sha256=sha256,
         size_bytes=size_bytes,
         note="model_zoo/ of bytedance/RLFN at commit bccfde9",
+        set5_psnr=set5_psnr,
+    )
+
+
+def _realesr_v3(name: str, *, sha256: str, size_bytes: int, note: str) -> Checkpoint:
+    """A SRVGGNetCompact file of Real-ESRGAN's v0.2.5.0 release (``{'params': state_dict}``)."""
+    return Checkpoint(
+        name=name,
+        model="compact",
+        scale=4,
+        filename=f"{name}.pth",
+        url=f"{_REALESRGAN_RELEASE}v0.2.5.0/{name}.pth",
+        page="https://github.com/xinntao/Real-ESRGAN/releases/tag/v0.2.5.0",
+        licence="BSD-3-Clause",
+        sha256=sha256,
+        size_bytes=size_bytes,
+        note=note + "; the release publishes no checksum: sha256 and size as pinned alike by several projects",
     )
 
 
@@ -216,29 +237,51 @@ CATALOGUE: tuple[Checkpoint, ...] = (
         sha256="49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
         size_bytes=67061725,
     ),
+    _realesr_v3(
+        "realesr-general-x4v3",
+        sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
+        size_bytes=4885111,
+        note="general scenes, 32 convolutions; --denoise blends it with realesr-general-wdn-x4v3",
+    ),
+    _realesr_v3(
+        "realesr-animevideov3",
+        sha256="b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d",
+        size_bytes=2504012,
+        note="anime video, 16 convolutions",
+    ),
+    _realesr_v3(
+        "realesr-general-wdn-x4v3",
+        sha256="1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca",
+        size_bytes=4885111,
+        note="realesr-general-x4v3 trained to denoise less (weak denoise); the other end of --denoise",
+    ),
     _rlfn(
         "rlfn-x2",
         scale=2,
         sha256="eafe5d5feeb122022453595c06d79160facdc157ae88deb02a44c50f5eba2d41",
         size_bytes=2145309,
+        set5_psnr=38.08,
     ),
     _rlfn(
         "rlfn-x4",
         scale=4,
         sha256="8c7edb57dfc89048bafba29d591d4c27d4099964b4a9e22df23d6dc257a637c0",
         size_bytes=2212893,
+        set5_psnr=32.24,
     ),
     _rlfn(
         "rlfn-s-x2",
         scale=2,
         sha256="f5175f499f869c1b884c2552a1bcd6abd07ab352e3d8c8c9abe31b1deb60fe45",
         size_bytes=1855005,
+        set5_psnr=38.06,
     ),
     _rlfn(
         "rlfn-s-x4",
         scale=4,
         sha256="f769c5a88433786b2db0c2b24da6ca6c92a24c62344b9354a390f8a74388e89d",
         size_bytes=1919005,
+        set5_psnr=32.25,
     ),
     _rlfn(
         "rlfn-ntire-x4",
@@ -271,7 +314,7 @@ CATALOGUE: tuple[Checkpoint, ...] = (
 Order matters: the first ``sr`` entry of a model at a scale is what the bare model name runs at that
 scale where no bundled file exists (:func:`upscale.models.defaults.default_weights`), so each model's
 reference release comes before its variants (``esrgan-official`` before ``realesrgan-x4plus``,
-``rlfn-x4`` before ``rlfn-ntire-x4``)."""
+``rlfn-x4`` before ``rlfn-ntire-x4``, ``realesr-general-x4v3`` before ``realesr-animevideov3``)."""
 
 
 # --------------------------------------------------------------------------------------------- cache

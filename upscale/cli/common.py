@@ -14,8 +14,10 @@ import click
 from ..engine import DTYPES, EngineOptions, Upscaler
 from ..errors import UpscaleError
 from ..io.files import same_file
+from ..io.limits import DEFAULT_MAX_PIXELS
 from ..jobs import JobError, JobRecord, fingerprint, job_folder
 from ..models import REGISTRY, LoadedModel, default_model_name, default_weights, load_model, model_of_weights
+from ..models.foreign import is_foreign
 from ..models.loading import recorded_scale
 from .batch import Job, Tally
 from .console import error_line, notice
@@ -199,6 +201,14 @@ def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
         func,
         [
             click.option(
+                "--denoise",
+                type=click.FloatRange(0, 1),
+                default=None,
+                metavar="0..1",
+                help="-m compact: blend realesr-general-x4v3 (1) with its weak-denoise twin realesr-general-wdn-x4v3 "
+                "(0), as Real-ESRGAN's --denoise_strength (default there: 0.5); both are fetched on first use.",
+            ),
+            click.option(
                 "--batch-size",
                 type=click.IntRange(1),
                 default=None,
@@ -209,6 +219,14 @@ def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 type=click.FloatRange(0, min_open=True),
                 default=None,
                 help="Final scale: the model's output is resized to it (e.g. 2 with a x4 model).",
+            ),
+            click.option(
+                "--max-pixels",
+                type=click.IntRange(0),
+                default=DEFAULT_MAX_PIXELS,
+                show_default=True,
+                help="Refuse inputs whose frames declare more pixels than this, before decoding them "
+                "(decompression bombs); 0: no limit.",
             ),
         ],
     )
@@ -226,17 +244,26 @@ def build_upscaler(
     tile_pad: int | None = None,
     batch_size: int | None = None,
     outscale: float | None = None,
+    denoise: float | None = None,
     compile_net: bool = False,
     offline: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    real_world: bool = False,
 ) -> Upscaler:
     """Load the model and start the engine; any problem becomes a one-line :class:`click.ClickException`.
 
-    ``offline`` False leaves the choice to ``UPSCALE_OFFLINE``.
+    ``offline`` False leaves the choice to ``UPSCALE_OFFLINE``. Without a model or weights, ``real_world``
+    (videos, pipes) prefers a bundled model made for real inputs.
     """
     try:
         # --weights FILE alone: the file says which model it holds (its metadata, else its tensors).
-        name = model or (model_of_weights(weights) if weights is not None else default_model_name())
-        loaded = load_announced(name, scale=scale, weights=weights, offline=offline)
+        name = model or (
+            model_of_weights(weights) if weights is not None else default_model_name(real_world=real_world)
+        )
+        if denoise is None:
+            loaded = load_announced(name, scale=scale, weights=weights, offline=offline)
+        else:
+            loaded = load_denoised(name, scale=scale, weights=weights, denoise=denoise, offline=offline)
         up = Upscaler(
             loaded,
             EngineOptions(
@@ -247,6 +274,7 @@ def build_upscaler(
                 batch_size=batch_size,
                 outscale=outscale,
                 compile=compile_net,
+                max_pixels=max_pixels or None,
             ),
         )
     except UpscaleError as exc:
@@ -264,6 +292,10 @@ def load_announced(name: str, *, scale: int | None, weights: str | None, offline
     Default weights are announced before loading, so the line explains a download that follows; a given
     ``--weights`` after, once the file has told its scale. ``offline`` False leaves it to ``UPSCALE_OFFLINE``.
     """
+    if is_foreign(name):  # a file of an architecture outside the zoo, loaded with spandrel
+        loaded = load_model(name, scale=scale, weights=weights)
+        notice(f"model {loaded.spec.name} x{loaded.scale}, weights: {weights}")
+        return loaded
     spec = REGISTRY.get(name)
     if scale is not None:
         spec.check_scale(scale)
@@ -279,6 +311,20 @@ def load_announced(name: str, *, scale: int | None, weights: str | None, offline
     if weights is not None:
         notice(f"model {spec.name} x{loaded.scale}, weights: {weights}")
     return loaded
+
+
+def load_denoised(name: str, *, scale: int | None, weights: str | None, denoise: float, offline: bool) -> LoadedModel:
+    """``--denoise``: realesr-general-x4v3 blended with its weak-denoise twin; a usage error with any other
+    model or weights (there is no twin to blend them with)."""
+    from ..models.compact import COMPACT_SPEC, GENERAL, GENERAL_WDN, denoised_general
+
+    if name != COMPACT_SPEC.name or (weights is not None and weights.lower() != GENERAL):
+        given = f"--weights {weights}" if weights is not None and name == COMPACT_SPEC.name else f"model '{name}'"
+        raise click.UsageError(
+            f"--denoise blends {GENERAL} with {GENERAL_WDN}, so it works with -m {COMPACT_SPEC.name} only, not {given}"
+        )
+    notice(f"model {name} x4, weights: {GENERAL} + {GENERAL_WDN} blended at denoise {denoise:g}")
+    return denoised_general(denoise, scale=scale, offline=True if offline else None, registry=REGISTRY)
 
 
 def _scale_of_weights(weights: str, scales: tuple[int, ...]) -> int | None:

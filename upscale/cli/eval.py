@@ -92,6 +92,15 @@ def _summary(results: list[DatasetResult]) -> str:
     show_default=True,
     help="Grey images: score grey values (luma, MATLAB) or as RGB (rgb); auto: luma for Y models.",
 )
+@click.option(
+    "--degradation",
+    type=click.Choice(["bicubic", "real"]),
+    default="bicubic",
+    show_default=True,
+    help="How LR inputs are made: bicubic (the published protocol) or real (Real-ESRGAN's blur, noise and JPEG, "
+    "drawn per image from --seed), for models meant for real-world inputs.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --degradation real.")
 @device_options(precision="fp32", tile="0")
 @verbosity_options
 def eval_command(
@@ -106,6 +115,8 @@ def eval_command(
     crop_border: int | None,
     round_y: bool,
     gray: str,
+    degradation: str,
+    seed: int,
     device: str,
     precision: str,
     tile: int | str,
@@ -117,10 +128,13 @@ def eval_command(
 
     Each HR image is cropped to a multiple of the scale, shrunk with MATLAB's bicubic imresize,
     upscaled, rounded to 8 bits and scored on BT.601 luma with the scale cropped from each edge:
-    the protocol of published super-resolution tables.
+    the protocol of published super-resolution tables. '--degradation real' makes the LR images with
+    real-world blur, noise and JPEG instead (the same ones for a given --seed).
     """
     if lr_dir and len(lr_dir) != len(data):
         raise click.UsageError(f"give one --lr-dir per --data folder ({len(data)}), not {len(lr_dir)}")
+    if lr_dir and degradation != "bicubic":
+        raise click.UsageError("--lr-dir gives the LR images; --degradation cannot make them too")
     for folder in data:  # fail before loading the model
         try:
             list_images(folder)
@@ -143,7 +157,14 @@ def eval_command(
         log.warning(
             "'%s' works at any scale and none was given; evaluating at x%d (use --scale)", model, up.model_scale
         )
-    protocol = Protocol(scale=up.model_scale, crop_border=crop_border, round_y=round_y, gray=gray)  # type: ignore[arg-type]
+    protocol = Protocol(
+        scale=up.model_scale,
+        crop_border=crop_border,
+        round_y=round_y,
+        gray=gray,  # type: ignore[arg-type]
+        degradation=degradation,  # type: ignore[arg-type]
+        seed=seed,
+    )
     names = [d.name for d in data]
     results: list[DatasetResult] = []
     failed = 0
@@ -170,6 +191,8 @@ def eval_command(
         results.append(res)
         if not as_json:
             title = f"{res.name}  x{protocol.scale}  {up.spec.name}  ({up.model.weights or 'no weights'})"
+            if degradation != "bicubic":
+                title += f"  {degradation}-world LR, seed {seed}"
             click.echo(_table(res, title) + "\n")
     if as_json:
         payload = {
@@ -177,7 +200,9 @@ def eval_command(
             "scale": protocol.scale,
             "weights": up.model.weights,
             "protocol": {
-                "degradation": "MATLAB bicubic imresize, uint8",
+                "degradation": "MATLAB bicubic imresize, uint8"
+                if degradation == "bicubic"
+                else f"real-world (Real-ESRGAN second order), seed {seed}, uint8",
                 "metric_channel": "Y (BT.601, MATLAB rgb2ycbcr)",
                 "crop_border": protocol.border,
                 "round_y": protocol.round_y,

@@ -62,6 +62,7 @@ def model_rows() -> list[dict[str, object]]:
                 "default_weights": _choice_json(default) if default is not None else None,
                 "weights_by_scale": [_choice_json(c) for c in choices],
                 "title": spec.title,
+                "fits": spec.fits,
             }
         )
     return rows
@@ -105,6 +106,12 @@ def models(as_json: bool) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(head, *table, strict=True)]
     for line in (head, *table):
         click.echo("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
+    click.echo("\nwhich model for which input:")
+    by_input: dict[str, list[str]] = {}
+    for spec in REGISTRY:
+        by_input.setdefault(spec.fits, []).append(spec.name)
+    for fits, names in by_input.items():
+        click.echo(f"  {fits}: {', '.join(names)}")
     click.echo(f"\ndefault model: {default_model_name()}")
     click.echo(
         f"weights: what -m NAME runs without --weights (the first listed unless --scale says otherwise); "

@@ -101,7 +101,7 @@ def pipe(
         raise click.UsageError("pipe reads frames on stdin, e.g. ffmpeg -i in.mp4 -f yuv4mpegpipe - | upscale pipe")
     if out.isatty():
         raise click.UsageError("pipe writes binary frames; send stdout to a program or a file, not the terminal")
-    up = build_upscaler(**engine)
+    up = build_upscaler(**engine, real_world=True)
     progress = FrameProgress("none" if quiet else progress_mode, "pipe")  # type: ignore[arg-type]
     try:
         if raw_size is not None:

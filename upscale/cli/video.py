@@ -230,7 +230,7 @@ def video(
     counts = Tally(total=0)
     record = None
     try:
-        up = build_upscaler(**engine)
+        up = build_upscaler(**engine, real_world=True)
         try:
             check_encoder(codec, cuda=up.device.type == "cuda")
         except UpscaleError as exc:

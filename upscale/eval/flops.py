@@ -80,7 +80,8 @@ def count_macs(module: nn.Module, input_shape: tuple[int, ...], *, on_meta: bool
 def activation_bytes(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Bytes of float32 activations live at the most demanding layer of ``module(x)`` for an ``x`` of
     ``input_shape``: that layer's input and output plus the largest activation of the pass, which a skip
-    connection may keep alive. Shapes only (``meta`` device); a lower bound on what a real pass holds.
+    connection may keep alive. Shapes only (``meta`` device; a real CPU pass for a network the meta device
+    cannot run); a lower bound on what a real pass holds.
     """
     widest = 0
     largest = 0
@@ -92,5 +93,9 @@ def activation_bytes(module: nn.Module, input_shape: tuple[int, ...]) -> int:
         widest = max(widest, sum(sizes))
         largest = max(largest, *sizes, 0)
 
-    _hooked_pass(module, input_shape, hook, lambda m: not list(m.children()), "meta")
+    try:
+        _hooked_pass(module, input_shape, hook, lambda m: not list(m.children()), "meta")
+    except (NotImplementedError, RuntimeError):  # no meta kernel, or a network that rewrites its weights
+        widest = largest = 0  # (spandrel's SPAN) where inference mode forbids it on meta: a real pass
+        _hooked_pass(module, input_shape, hook, lambda m: not list(m.children()), "cpu")
     return 4 * (widest + largest)

@@ -16,6 +16,11 @@ Two conventions were settled by reproducing the authors' numbers with their rele
   grey becomes three equal channels and its Y is ``16 + 219/255·g`` (``rgb``), which scores 1.32 dB
   higher on that image (0.09 dB on the Set14 mean). ``auto`` picks ``luma`` for Y-channel models,
   whose published numbers come from MATLAB (SRCNN), and ``rgb`` for RGB models (RLFN).
+
+``degradation="real"`` replaces the bicubic LR with Real-ESRGAN's second-order degradation (blur,
+resize, noise, JPEG, twice; :mod:`upscale.train.degradations`), drawn for each image from a generator
+seeded with ``seed`` and the image's name: the same LR images on every run and machine, whatever the
+order or the other images, to score models meant for real-world inputs.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ __all__ = [
     "find_lr",
     "list_images",
     "make_lr",
+    "make_real_lr",
     "modcrop",
     "prepare_hr",
     "score",
@@ -64,6 +70,10 @@ class Protocol:
     """Round Y to integers as MATLAB's ``rgb2ycbcr`` on uint8 does."""
     gray: GrayMode = "auto"
     """How single-channel HR images are scored (see the module docstring)."""
+    degradation: Literal["bicubic", "real"] = "bicubic"
+    """How the LR input is made when none is given (see the module docstring)."""
+    seed: int = 0
+    """Seed of the ``real`` degradation."""
 
     @property
     def border(self) -> int:
@@ -129,6 +139,22 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
     return imresize_np(hr, 1.0 / scale)
 
 
+def make_real_lr(hr: np.ndarray, scale: int, seed: int, name: str) -> np.ndarray:
+    """Real-world degraded uint8 LR of a uint8 HR image (grey stays grey), drawn from a generator seeded
+    with ``seed`` and ``name``."""
+    import zlib
+
+    import torch
+
+    from ..train.degradations import degrade
+
+    rgb = np.repeat(hr[..., None], 3, axis=2) if hr.ndim == 2 else hr
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    lr = np.rint(degrade(x, scale, rng)[0].permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
+    return np.rint(lr.mean(axis=2)).astype(np.uint8) if hr.ndim == 2 else lr
+
+
 def prepare_hr(img: np.ndarray, gray: Literal["luma", "rgb"]) -> np.ndarray:
     """An 8-bit H×W or H×W×3 ground truth: alpha dropped, 16-bit reduced, grey kept or made RGB."""
     if img.dtype == np.uint16:
@@ -182,6 +208,8 @@ def _pair(
             f" plus the {SSIM_WINDOW_PX}-px SSIM window)"
         )
     hr = prepare_hr(modcrop(raw, s), gray)
+    if lr_dir is None and protocol.degradation == "real":
+        return hr, make_real_lr(hr, s, protocol.seed, hr_path.name)
     if lr_dir is None:
         return hr, make_lr(hr, s)
     lr_path = find_lr(lr_dir, hr_path, s)

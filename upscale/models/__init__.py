@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 from ..errors import WeightsError
 from .bicubic import BICUBIC_SPEC
 from .bundled import bundled_weights
+from .compact import COMPACT_SPEC
 from .defaults import WeightsChoice, default_weights
 from .drcn import DRCN_SPEC
 from .drn import DRN_L_SPEC, DRN_S_SPEC
 from .esrgan import ESRGAN_SPEC
 from .perceptual import PERCEPTUAL_SPEC
 from .registry import ModelSpec, Registry
-from .rlfn import RLFN_S_SPEC, RLFN_SPEC
+from .rlfn import RLFN_REAL_SPEC, RLFN_S_SPEC, RLFN_SPEC
 from .srcnn import SRCNN_SPEC
 from .srresnet import MSRRESNET_SPEC, SRGAN_SPEC, SRRESNET_SPEC
 
@@ -34,7 +35,9 @@ _SPECS = [
     MSRRESNET_SPEC,
     RLFN_SPEC,
     RLFN_S_SPEC,
+    RLFN_REAL_SPEC,
     ESRGAN_SPEC,
+    COMPACT_SPEC,
     DRN_S_SPEC,
     DRN_L_SPEC,
 ]
@@ -70,16 +73,24 @@ __all__ = [
 ]
 
 
-def default_model_name(registry: Registry = REGISTRY) -> str:
-    """The best-scoring model with bundled weights, or ``bicubic`` while there is none."""
+REAL_WORLD = "real-world photos and video"
+"""``ModelSpec.fits`` of the models made for real inputs (blur, noise, compression)."""
+
+
+def default_model_name(registry: Registry = REGISTRY, *, real_world: bool = False) -> str:
+    """The best-scoring model with bundled weights, or ``bicubic`` while there is none. ``real_world``
+    (videos and pipes, which carry compression and noise) prefers a bundled model made for them."""
     candidates = [b for b in bundled_weights() if b.model in registry]
+    if real_world:
+        candidates = [b for b in candidates if registry.get(b.model).fits == REAL_WORLD] or candidates
     if not candidates:
         return "bicubic"
     return max(candidates, key=lambda b: (b.scale == 4, b.set5_psnr)).model
 
 
 def model_of_weights(weights: str | Path, registry: Registry = REGISTRY) -> str:
-    """The architecture a weights file holds: as its metadata records, else detected from its tensors."""
+    """The architecture a weights file holds: as its metadata records, else detected from its tensors;
+    ``spandrel`` where none of the zoo's layouts matches (:func:`load_model` then tries spandrel)."""
     from .loading import read_state_dict, recorded_model
 
     path = Path(weights).expanduser()
@@ -92,7 +103,9 @@ def model_of_weights(weights: str | Path, registry: Registry = REGISTRY) -> str:
         return recorded  # type: ignore[return-value]
     spec = registry.identify(read_state_dict(path))
     if spec is None:
-        raise WeightsError(f"{path}: holds weights of no known architecture; name the model with -m")
+        from .foreign import SPANDREL
+
+        return SPANDREL  # none of the zoo's layouts: load_model hands the file to spandrel, or says why not
     return spec.name
 
 
@@ -138,10 +151,13 @@ def load_model(
 
     Without ``weights`` the model's default weights are used (:func:`default_weights`), at their scale
     when none is given; an official checkpoint is downloaded on first use unless ``offline`` (None: read
-    ``UPSCALE_OFFLINE``).
+    ``UPSCALE_OFFLINE``). ``name`` ``spandrel`` loads ``weights`` with spandrel (:mod:`.foreign`).
     """
+    from .foreign import is_foreign, load_foreign_file
     from .loading import build_model, model_from_state_dict, read_state_dict, recorded_scale
 
+    if is_foreign(name):  # ``spandrel``: a file of an architecture outside the zoo (upscale[models])
+        return load_foreign_file(weights, scale=scale)
     spec = registry.get(name)
     if scale is not None:
         spec.check_scale(scale)

@@ -12,6 +12,7 @@ BICUBIC_SPEC = ModelSpec(
     build="upscale.models.nets.bicubic:Bicubic",
     scales=(2, 3, 4, 8),
     title="Bicubic interpolation (MATLAB imresize kernel)",
+    fits="any input, as the baseline",
     margin_px=3,
     any_scale=True,
     needs_weights=False,

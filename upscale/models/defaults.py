@@ -10,10 +10,12 @@ The rule, per model and scale:
 3. else nothing: the model needs ``--weights``.
 
 Bundled wins because this project measured it (its Set5/Set14 scores are in the manifest) and it needs
-no network, except for models that prefer the authors' release (``ModelSpec.prefer_official``: SRCNN,
-DRN), whose official checkpoint wins unless the run is offline and has not cached it; a download of it
-that fails (no network, a bad checksum) then falls back on the bundled file with a warning.
-``--weights`` overrides all of these.
+no network, with two exceptions. Models that prefer the authors' release (``ModelSpec.prefer_official``:
+SRCNN, DRN) run their official checkpoint unless the run is offline and has not cached it; a download of
+it that fails (no network, a bad checksum) then falls back on the bundled file with a warning. And an
+official checkpoint already in the cache whose Set5 score (``Checkpoint.set5_psnr``) is above the
+bundled file's runs in its place: the better file wins once it is at hand, and the bundled file stays
+the default of offline and uncached runs. ``--weights`` overrides all of these.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class WeightsChoice:
     fallback: BundledWeights | None = None
     """For an official choice that won over a bundled file: that file, which a failed download falls back on."""
 
+    why: str = ""
+    """Why this file and not another, for the announcement line (``above the bundled rlfn.x4's 31.36``)."""
+
     @property
     def set5_psnr(self) -> float | None:
         """The manifest's Set5 PSNR in dB of a bundled file; None for an official one or where none is recorded."""
@@ -71,10 +76,11 @@ class WeightsChoice:
     @property
     def label(self) -> str:
         """``rlfn.x4 (bundled, Set5 31.02 dB)``, ``esrgan-official (cache)`` or ``esrgan-official (download)``."""
+        why = f"; {self.why}" if self.why else ""
         if self.source == "bundled":
             psnr = self.set5_psnr
-            return f"{self.name} (bundled" + (f", Set5 {psnr:.2f} dB)" if psnr is not None else ")")
-        return f"{self.name} ({'cache' if self.cached else 'download'})"
+            return f"{self.name} (bundled" + (f", Set5 {psnr:.2f} dB" if psnr is not None else "") + f"{why})"
+        return f"{self.name} ({'cache' if self.cached else 'download'}{why})"
 
     def fetch(self, *, offline: bool | None = None) -> Path:
         """The weights file: the bundled path, or the cached checkpoint, downloaded unless ``offline``
@@ -107,16 +113,38 @@ def default_weights(
     """
     if not spec.needs_weights:
         return None
+    catalogue = hub.CATALOGUE if catalogue is None else catalogue
     best = find_bundled(spec.name, scale)
-    official = _official(spec, scale, hub.CATALOGUE if catalogue is None else catalogue)
+    official = _official(spec, scale, catalogue)
     if best is not None and not (official is not None and _prefers(spec, official, offline)):
-        return WeightsChoice("bundled", best.name, best.model, best.scale, bundled=best)
+        better = _scoring_above(best, catalogue)
+        if better and hub.cached_path(better[0]) is not None:
+            top = better[0]
+            why = f"Set5 {top.set5_psnr:.2f} dB, above the bundled {best.name}'s {best.set5_psnr:.2f}"
+            return WeightsChoice("official", top.name, top.model, top.scale, checkpoint=top, fallback=best, why=why)
+        why = f"'upscale weights download {better[0].name}' gets Set5 {better[0].set5_psnr:.2f} dB" if better else ""
+        return WeightsChoice("bundled", best.name, best.model, best.scale, bundled=best, why=why)
     if official is None:
         return None
     fallback = best if best is not None and best.scale == official.scale else None
     return WeightsChoice(
         "official", official.name, official.model, official.scale, checkpoint=official, fallback=fallback
     )
+
+
+def _scoring_above(bundled: BundledWeights, catalogue: Sequence[hub.Checkpoint]) -> list[hub.Checkpoint]:
+    """Official checkpoints of the bundled file's model and scale whose Set5 score is above its score,
+    cached ones first, then the best scoring."""
+    above = [
+        e
+        for e in catalogue
+        if e.kind == "sr"
+        and e.model == bundled.model
+        and e.scale == bundled.scale
+        and e.set5_psnr is not None
+        and e.set5_psnr > bundled.set5_psnr > 0
+    ]
+    return sorted(above, key=lambda e: (hub.cached_path(e) is None, -(e.set5_psnr or 0.0)))
 
 
 def _prefers(spec: ModelSpec, official: hub.Checkpoint, offline: bool | None) -> bool:

@@ -108,6 +108,7 @@ ESRGAN_SPEC = ModelSpec(
     build="upscale.models.nets.esrgan:RRDBNet",
     scales=(1, 2, 4, 8),
     title="ESRGAN: Enhanced Super-Resolution GANs (ECCVW 2018); Real-ESRGAN (ICCVW 2021)",
+    fits="clean photos; real-world photos with --weights realesrgan-x4plus (slow)",
     colour="rgb",
     input_kind="lr",
     value_range=1.0,

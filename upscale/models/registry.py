@@ -45,6 +45,11 @@ class ModelSpec:
     title: str = ""
     """Paper title and year, for ``upscale models``."""
 
+    fits: str = "clean photos"
+    """The inputs the model (with its default weights) is made for, for ``upscale models``: ``clean
+    photos`` for networks trained on bicubic downscales, ``real-world photos and video`` for those
+    trained on blur, noise and compression."""
+
     colour: Literal["rgb", "y"] = "rgb"
     """``y``: the network sees the Y of BT.601 YCbCr; Cb and Cr are upscaled by bicubic."""
 

@@ -66,6 +66,8 @@ def command_line(cfg: dict) -> str:
     if cfg.get("init"):
         init = Path(cfg["init"])  # a previous run's result or a bundled file, as given; never a machine path
         parts += ["--init", init.as_posix() if not init.is_absolute() else "/".join(init.parts[-3:])]
+    if cfg.get("degradation", "bicubic") != "bicubic":
+        parts += ["--degradation", cfg["degradation"]]
     for k, v in (cfg.get("arch") or {}).items():
         parts += ["--arch", f"{k}={v}"]
     if recipe_changes(r):
@@ -116,12 +118,34 @@ def distinct(values: list[str]) -> str:
     return " + ".join(dict.fromkeys(values))
 
 
-def evaluate(model: str, weights: Path, bench: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "upscale", "eval", model, "--weights", str(weights), "--json", "-q"]
+def evaluate(model: str, weights: Path, bench: list[str], *extra: str) -> dict:
+    cmd = [sys.executable, "-m", "upscale", "eval", model, "--weights", str(weights), "--json", "-q", *extra]
     for b in bench:
         cmd += ["--data", b]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(res.stdout)
+
+
+def scores_of(results: dict) -> tuple[dict, dict]:
+    """``({set: {psnr, ssim}}, {set: bicubic {psnr, ssim}})`` of an ``upscale eval --json`` result."""
+    scores, bicubic = {}, {}
+    for d in results["datasets"]:
+        m = d["mean"]
+        scores[d["name"]] = {"psnr": round(m["psnr"], 4), "ssim": round(m["ssim"], 4)}
+        bicubic[d["name"]] = {"psnr": round(m["bicubic_psnr"], 4), "ssim": round(m["bicubic_ssim"], 4)}
+    return scores, bicubic
+
+
+def real_world_scores(model: str, dest: Path, baseline: str, bench: list[str], seed: int) -> dict:
+    """Scores of the file and of the bundled ``baseline`` file on the benchmarks degraded by the real-world
+    pipeline (``upscale eval --degradation real --seed SEED``): the bar of a real-world model."""
+    extra = ("--degradation", "real", "--seed", str(seed))
+    scores, bicubic = scores_of(evaluate(model, dest, bench, *extra))
+    base_model = next(
+        e["model"] for e in json.loads((WEIGHTS / "manifest.json").read_text())["weights"] if e["file"] == baseline
+    )
+    base, _ = scores_of(evaluate(base_model, WEIGHTS / baseline, bench, *extra))
+    return {"seed": seed, "scores": scores, "bicubic": bicubic, "baseline": {"file": baseline, "scores": base}}
 
 
 def main() -> None:
@@ -135,12 +159,21 @@ def main() -> None:
     )
     p.add_argument("--after", type=Path, nargs="*", default=[], help="earlier stages' run folders, in order")
     p.add_argument("--out", type=Path, default=WEIGHTS)
+    p.add_argument(
+        "--model", default=None, help="bundle under this registry name of the run's network (rlfn-real for rlfn)"
+    )
+    p.add_argument(
+        "--real-world-baseline",
+        default=None,
+        metavar="FILE",
+        help="also score on real-world degraded benchmarks, beside this bundled file (rlfn_x4.safetensors)",
+    )
     args = p.parse_args()
 
     cfg = json.loads((args.run / "config.json").read_text())
     final = args.run / "final.safetensors"
     meta = final_metadata(args.run)
-    model, scale = meta["model"], int(meta["scale"])
+    model, scale = args.model or meta["model"], int(meta["scale"])
     manifest_path = args.out / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     earlier = [stage(run) for run in args.after] or bundled_stages(cfg.get("init"), manifest)
@@ -150,15 +183,9 @@ def main() -> None:
     name = f"{model}_x{scale}.safetensors"
     dest = args.out / name
     tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(final)).items()}
-    save_file(tensors, str(dest), metadata={**meta, "iterations": str(iterations), "storage": "fp16"})
+    save_file(tensors, str(dest), metadata={**meta, "model": model, "iterations": str(iterations), "storage": "fp16"})
     dest.chmod(0o644)
-    results = evaluate(model, dest, args.bench)
-    datasets = results["datasets"] if isinstance(results, dict) and "datasets" in results else results
-    scores, bicubic = {}, {}
-    for d in datasets:
-        m = d["mean"]
-        scores[d["name"]] = {"psnr": round(m["psnr"], 4), "ssim": round(m["ssim"], 4)}
-        bicubic[d["name"]] = {"psnr": round(m["bicubic_psnr"], 4), "ssim": round(m["bicubic_ssim"], 4)}
+    scores, bicubic = scores_of(evaluate(model, dest, args.bench))
     entry = {
         "file": name,
         "sha256": hashlib.sha256(dest.read_bytes()).hexdigest(),
@@ -177,6 +204,10 @@ def main() -> None:
         "bicubic": bicubic,
         "note": args.note,
     }
+    if cfg.get("degradation", "bicubic") != "bicubic":
+        entry["degradation"] = cfg["degradation"]
+    if args.real_world_baseline:
+        entry["real_world"] = real_world_scores(model, dest, args.real_world_baseline, args.bench, seed=0)
     if len(stages) > 1 or "recipe.toml" in stages[0]:
         entry["stages"] = stages
     manifest["weights"] = [e for e in manifest["weights"] if e["file"] != name] + [entry]

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner, Result
 from safetensors import safe_open
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from tests.conftest import photo, read_rgb, write_rgb
+from tests.test_interrupts import default_sigint
 from upscale.cli import main
 
 
@@ -367,6 +372,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_exactly(train_dir: Path, 
         [sys.executable, "-m", "upscale", "train", *args, "--out", str(tmp_path / "a"), "-q"],
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,  # a suite started in the background would pass on an ignored SIGINT
     )
     deadline = time.time() + 120
     while time.time() < deadline and len(metric_or_empty(tmp_path / "a", "loss")) < 3:
@@ -525,11 +531,25 @@ def test_list_recipes_names_every_recipe_and_paper() -> None:
         assert r.name in out and r.paper in out
 
 
-def test_precision_is_chosen_from_the_machine_and_logged(train_dir: Path, tmp_path: Path) -> None:
+@pytest.fixture(params=[True, False], ids=["bf16-cpu", "no-bf16-cpu"])
+def native(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
+    """A CPU whose oneDNN reports native bf16 kernels, or none (faked), the cached answer cleared around it."""
+    from upscale import engine, fusion
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: request.param)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_fp16_supported", lambda: False)
+    engine.native_cpu_halves.cache_clear()
+    fusion._native_bf16.cache_clear()
+    yield request.param
+    engine.native_cpu_halves.cache_clear()
+    fusion._native_bf16.cache_clear()
+
+
+def test_precision_is_chosen_from_the_machine_and_logged(native: bool, train_dir: Path, tmp_path: Path) -> None:
+    """What the CPU reports decides auto's precision, and the run says which it took."""
     from upscale.train.loop import pick_precision
 
     cpu = pick_precision("auto", torch.device("cpu"))
-    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert cpu is (torch.bfloat16 if native else torch.float32)
     args = base(
         "rlfn",
@@ -607,3 +627,209 @@ def test_unknown_model_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["train", "nosuchnet", "--data", str(tmp_path), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
     assert "unknown model 'nosuchnet'; known models: " in result.output
+
+
+# ------------------------------------------------------------------ resume with every part of the state
+
+
+def init_weights(path: Path, model: str, scale: int, arch: dict[str, Any]) -> Path:
+    """Weights of a freshly built ``model`` (a stand-in for the earlier stage that ``--init`` continues)."""
+    from upscale.models import REGISTRY
+    from upscale.models.loading import build_model
+    from upscale.train.checkpoint import plain_state_dict
+
+    if not path.exists():
+        save_file(plain_state_dict(build_model(REGISTRY.get(model), scale, **arch).module), str(path))
+    return path
+
+
+def _checkpoint(run_dir: Path) -> dict[str, Any]:
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)
+
+
+def _assert_same(a: Any, b: Any, where: str) -> None:
+    """Nested checkpoint contents equal, tensors bit for bit."""
+    if isinstance(a, torch.Tensor):
+        same = isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+        assert same, f"{where} differs"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), f"{where}: {sorted(a)} != {sorted(b)}"
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def _assert_resume_is_exact(split: Path, straight: Path) -> dict[str, Any]:
+    """The run resumed in ``split`` ends exactly as the uninterrupted ``straight``: weights, extra networks,
+    optimisers, EMA, loss scaler, random state, and the logged losses and learning rates."""
+    for name in ("lr", "loss"):
+        assert metric(split, name) == metric(straight, name), name
+    a, b = _checkpoint(split), _checkpoint(straight)
+    assert a.keys() == b.keys()
+    for key in ("iteration", "model", "extra", "opt_g", "opt_d", "ema", "scaler", "rng"):
+        if key in b:
+            _assert_same(a[key], b[key], key)
+    wa, wb = _weights(split), _weights(straight)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    return b
+
+
+def _resume_pair(
+    model: str, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iters: int, *options: str
+) -> tuple[Path, Path, dict[str, Any]]:
+    """An uninterrupted run of ``iters`` iterations, and the same run stopped by Ctrl-C at half and resumed
+    (``--iters`` stays, so the learning-rate schedule is the same); with the state it stopped with."""
+    from upscale.train import loop
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    args = ["--iters", str(iters), "--checkpoint-every", "1000", *options]
+    run(base(model, data, straight, *args))
+    logged = loop.Metrics.add
+
+    def add(self: loop.Metrics, iteration: int, seconds: float, values: dict[str, float]) -> None:
+        logged(self, iteration, seconds, values)
+        if iteration == iters // 2:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the loop stops after this iteration
+
+    with monkeypatch.context() as m:
+        m.setattr(loop.Metrics, "add", add)
+        run(base(model, data, split, *args), code=130)
+    half = _checkpoint(split)
+    assert half["iteration"] == iters // 2
+    run(["--resume", "--out", str(split), "-q"])
+    return split, straight, half
+
+
+@pytest.mark.parametrize(
+    ("schedule", "factors"),
+    [
+        ("cosine", [0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * i / 4)) for i in range(4)]),
+        ("step", [1.0, 0.5, 0.25, 0.125]),
+    ],
+)
+def test_resume_continues_the_learning_rate_schedule(
+    schedule: str, factors: list[float], train_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "schedule.toml"
+    config.write_text(
+        f'[recipe]\nname = "rlfn"\nschedule = "{schedule}"\nlr = 0.001\nlr_min = 0.0001\n'
+        "milestones = [0.25, 0.5, 0.75]\ngamma = 0.5\n"
+    )
+    options = ("--config", str(config), "--scale", "2", "--patch", "32", "--batch-size", "2")
+    split, straight, _ = _resume_pair("rlfn", train_dir, tmp_path, monkeypatch, 4, *options)
+    assert metric(straight, "lr") == pytest.approx([1e-3 * f for f in factors], rel=1e-5)
+    _assert_resume_is_exact(split, straight)
+
+
+def test_drn_trains_its_dual_networks_and_resumes_them_exactly(
+    train_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DRN's own recipe: cosine schedule, the duals in the generator's optimiser
+    options = ("--scale", "4", "--arch", "n_blocks=1", "--patch", "16", "--batch-size", "2", "--lr", "1e-3")
+    split, straight, half = _resume_pair("drn-s", train_dir, tmp_path, monkeypatch, 4, *options)
+    end = _assert_resume_is_exact(split, straight)
+    duals, before = end["extra"]["duals"], half["extra"]["duals"]
+    assert duals and half["iteration"] == 2
+    still = [k for k in duals if torch.equal(duals[k], before[k])]
+    assert not still, f"the dual networks did not learn: {still}"
+
+
+def _gan_options(model: str, tmp_path: Path) -> list[str]:
+    arch = {"srgan": {"num_blocks": 1}, "esrgan": {"num_block": 1}}[model]
+    init = init_weights(tmp_path / "init.safetensors", model, 4, arch)
+    patch, batch = ("32", "2") if model == "srgan" else ("128", "1")  # ESRGAN's discriminator takes 128 px
+    options = ["--scale", "4", "--random-vgg", "--init", str(init), "--precision", "fp32"]
+    options += ["--patch", patch, "--batch-size", batch, "--lr", "1e-3"]
+    return options + [a for k, v in arch.items() for a in ("--arch", f"{k}={v}")]
+
+
+@pytest.mark.parametrize(("model", "recipe"), [("srgan", "srgan"), ("esrgan", "esrgan-gan")])
+def test_the_adversarial_term_trains_the_generator(model: str, recipe: str, tmp_path: Path) -> None:
+    from upscale.train.recipes import get_recipe
+
+    weights = dict(get_recipe(recipe).loss_weights)
+    options = [*_gan_options(model, tmp_path), "--recipe", recipe, "--iters", "1"]
+    data = tmp_path / "data"
+    data.mkdir()
+    write_rgb(data / "chelsea.png", photo("chelsea", (136, 136)))  # ESRGAN's discriminator takes 128-px crops
+    run(base(model, data, tmp_path / "gan", *options))
+    # The logged generator loss is the weighted sum of its logged terms, the adversarial one included.
+    terms = {k: metric(tmp_path / "gan", k) for k in weights}
+    expected = [sum(w * terms[k][i] for k, w in weights.items()) for i in range(len(terms["adv"]))]
+    assert metric(tmp_path / "gan", "loss") == pytest.approx(expected, rel=1e-4)
+    assert min(abs(weights["adv"] * v) for v in terms["adv"]) > 1e-3 * max(expected)  # large enough to be seen
+    # Without the adversarial term (weight 0) the generator learns something else.
+    config = tmp_path / "no_adv.toml"
+    config.write_text(
+        f'[recipe]\nname = "{recipe}"\nloss_weights = {{ '
+        + ", ".join(f"{k} = {0.0 if k == 'adv' else w}" for k, w in weights.items())
+        + " }\n"
+    )
+    run(base(model, data, tmp_path / "no_adv", *options, "--config", str(config)))
+    a, b = _weights(tmp_path / "gan"), _weights(tmp_path / "no_adv")
+    assert any(not torch.equal(a[k], b[k]) for k in a), "the adversarial term does not reach the generator"
+
+
+def test_gan_resume_restores_the_discriminator_its_optimiser_and_the_loss_scaler(
+    train_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from upscale.train import loop
+
+    # fp16 (which scales the loss) needs CUDA; a CPU scaler whose scale doubles every iteration stands in for it.
+    monkeypatch.setattr(loop, "_grad_scaler", lambda dtype, device: torch.amp.GradScaler("cpu", growth_interval=1))
+    options = ("--recipe", "srgan", *_gan_options("srgan", tmp_path))  # step schedule: lr x0.1 from iteration 2
+    split, straight, half = _resume_pair("srgan", train_dir, tmp_path, monkeypatch, 4, *options)
+    end = _assert_resume_is_exact(split, straight)
+    assert half["scaler"]["scale"] == 2.0**18 and end["scaler"]["scale"] == 2.0**20
+    assert end["opt_d"]["state"] and not torch.equal(
+        end["extra"]["discriminator"]["linear2.weight"], half["extra"]["discriminator"]["linear2.weight"]
+    )
+    assert metric(straight, "lr") == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4])
+
+
+# ------------------------------------------------------------------ torchrun with the extra networks
+
+
+def _torchrun(args: list[str], out: Path) -> subprocess.CompletedProcess[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+    return subprocess.run(
+        [*launch, "-m", "upscale", "train", *args, "--out", str(out), "-v"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_torchrun_averages_the_drn_dual_networks(train_dir: Path, tmp_path: Path) -> None:
+    args = ["drn-s", "--data", str(train_dir), "--scale", "4", "--arch", "n_blocks=1", "--patch", "16"]
+    args += ["--batch-size", "4", "--iters", "3", "--lr", "1e-3", "--precision", "fp32"]
+    res = _torchrun(args, tmp_path / "ddp")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "all 2 processes hold identical weights" in res.stderr
+    run([*args, "--out", str(tmp_path / "one"), "-q"])
+    a, b = _checkpoint(tmp_path / "ddp"), _checkpoint(tmp_path / "one")
+    # Same global batches; only the order of floating-point reductions differs.
+    for part, ddp, one in (("duals", a["extra"]["duals"], b["extra"]["duals"]), ("model", a["model"], b["model"])):
+        diffs = [float((ddp[k].float() - one[k].float()).abs().max()) for k in one]
+        assert max(diffs) < 1e-4, (part, max(diffs))  # not averaged, the duals differ by ~1e-3
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_torchrun_averages_the_discriminator(train_dir: Path, tmp_path: Path) -> None:
+    # Batch norm (in SRGAN's generator and discriminator) normalises each process's shard, so a sharded GAN run
+    # does not reproduce a single process; what must hold is that every process ends with the same networks.
+    args = ["srgan", "--data", str(train_dir), "--recipe", "srgan", *_gan_options("srgan", tmp_path)]
+    res = _torchrun([*args, "--batch-size", "4", "--iters", "1"], tmp_path / "ddp")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "all 2 processes hold identical weights" in res.stderr
+    assert _checkpoint(tmp_path / "ddp")["opt_d"]["state"]

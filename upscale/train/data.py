@@ -44,6 +44,11 @@ class Batch:
     """The LR image itself (for losses that compare against it, such as DRN's dual loss)."""
 
 
+def crop_side(patch: int, scale: int) -> int:
+    """The HR crop side used for ``--patch patch``: rounded down to a multiple of ``scale`` (at least ``scale``)."""
+    return max(scale, patch - patch % scale)
+
+
 def find_images(folders: Sequence[str | Path]) -> list[Path]:
     """Image files under ``folders`` (recursively), sorted; raises when a folder is missing or none is found."""
     found: list[Path] = []
@@ -86,7 +91,7 @@ class PatchSampler:
         memory_bytes: int | None = None,
     ) -> None:
         self.scale = scale
-        self.patch = max(scale, patch - patch % scale)
+        self.patch = crop_side(patch, scale)
         self.colour = colour
         self.pre_upsample = pre_upsample
         self.lr_folder = Path(lr_folder) if lr_folder is not None else None

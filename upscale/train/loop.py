@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,9 @@ from ..models import REGISTRY
 from ..models.loading import LoadedModel, build_model, read_state_dict
 from ..sysinfo import machine
 from .checkpoint import CHECKPOINT, FINAL, TrainingError, load_checkpoint, save_checkpoint, save_weights
-from .data import PatchSampler
+from .data import PatchSampler, crop_side
 from .objectives import ForwardAll, LossSetup, Objective, make_objective
+from .probe import checked_objective, objective_modules
 from .recipes import Recipe
 
 log = logging.getLogger("upscale.train")
@@ -199,9 +200,10 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
-def _check_replicas(net: nn.Module, world: int, device: torch.device) -> None:
-    """Every process must end with the same weights; a difference means the gradients were not shared."""
-    flat = torch.cat([p.detach().double().reshape(-1) for p in net.parameters()])
+def _check_replicas(modules: list[nn.Module], world: int, device: torch.device) -> None:
+    """Every process must end with the same weights (the model's and the extra networks' trained with it: DRN's
+    duals, a discriminator); a difference means the gradients were not shared."""
+    flat = torch.cat([p.detach().double().reshape(-1) for m in modules for p in m.parameters()])
     digest = torch.stack([flat.sum(), flat.abs().sum(), (flat * torch.arange(flat.numel(), device=flat.device)).sum()])
     gathered = [torch.zeros_like(digest) for _ in range(world)]
     dist.all_gather(gathered, digest)
@@ -320,20 +322,43 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     if cfg.init and state is None:
         load_init(net, cfg.model, cfg.init)
     net.to(device)
+    if cfg.channels_last:
+        net.to(memory_format=torch.channels_last)
     setup = LossSetup(scale=cfg.scale, vgg_weights=cfg.vgg_weights, random_vgg=cfg.random_vgg)
-    objective = make_objective(recipe, spec, setup, net, recipe.iters)
-    extras = {k: m.train() for k, m in objective.extra.items()}
-    for m in (net, *extras.values(), *(v for v in vars(objective).values() if isinstance(v, nn.Module))):
-        m.to(device)
-        if cfg.channels_last:
-            m.to(memory_format=torch.channels_last)
+
+    def build_objective(patch: int, loss_setup: LossSetup) -> Objective:
+        built = make_objective(replace(recipe, patch=patch), spec, loss_setup, net, recipe.iters)
+        for m in built.extra.values():
+            m.train()
+        for m in objective_modules(built):
+            m.to(device)
+            if cfg.channels_last:
+                m.to(memory_format=torch.channels_last)
+        return built
+
+    objective = checked_objective(
+        build_objective,
+        setup,
+        net,
+        spec,
+        scale=cfg.scale,
+        patch=crop_side(recipe.patch, cfg.scale),
+        given_patch=recipe.patch,
+        batch=min(2, recipe.batch_size // world),
+        device=device,
+        recipe=recipe.name,
+    )
+    extras = dict(objective.extra)
     ema = EMA(net, recipe.ema) if recipe.ema else None
 
     opt_g = _optimizer(recipe, _param_groups(net, recipe, extras, objective))
     d_nets = {k: m for k, m in extras.items() if k == "discriminator"}
     d_groups = [{"params": list(m.parameters()), "lr": recipe.d_lr} for m in d_nets.values()]
     opt_d = _optimizer(recipe, d_groups) if d_nets else None
-    scaler = torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
+    # What the generator's step averages and clips: not a discriminator, whose gradients (still there from its
+    # last step) are its own step's.
+    g_modules = [net, *(m for k, m in extras.items() if k not in d_nets)]
+    scaler = _grad_scaler(dtype, device)
 
     start = 0
     if state is not None:
@@ -446,7 +471,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
             with autocast():
                 loss, parts, sr = objective.loss(run_net, batch, it)
             _check_finite(loss, it + 1, ckpt_path, world)
-            _step(opt_g, loss, scaler, [net, *extras.values()], recipe.grad_clip, world, skip_reduce=run_net)
+            _step(opt_g, loss, scaler, g_modules, recipe.grad_clip, world, skip_reduce=run_net)
             if opt_d is not None:
 
                 def d_step(d_loss: torch.Tensor) -> None:
@@ -497,7 +522,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         sampler.close()
     save(it)
     if world > 1:
-        _check_replicas(net, world, device)
+        _check_replicas([net, *extras.values()], world, device)
         # Stop the process group's threads now: left to the interpreter's exit, gloo's can abort it
         # ("terminate called without an active exception").
         dist.destroy_process_group()
@@ -559,6 +584,11 @@ def _step(
         scaler.step(opt)
     else:
         opt.step()
+
+
+def _grad_scaler(dtype: torch.dtype, device: torch.device) -> torch.amp.GradScaler | None:
+    """Loss scaling for fp16 autocast (CUDA only); bf16 and fp32 need none."""
+    return torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
 
 
 def _check_finite(loss: torch.Tensor, iteration: int, ckpt: Path, world: int) -> None:

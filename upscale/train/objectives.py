@@ -20,6 +20,7 @@ from ..errors import UpscaleError
 from ..models.registry import ModelSpec
 from ..resize import imresize
 from . import losses
+from .checkpoint import TrainingError
 from .data import Batch
 from .recipes import Recipe
 
@@ -27,6 +28,10 @@ LossResult = tuple[torch.Tensor, dict[str, float], torch.Tensor]
 """``(total, parts for the log, the SR output)``."""
 StepFn = Callable[[torch.Tensor], None]
 """Backpropagates a loss and steps the optimiser of the extra networks."""
+
+
+class PatchSizeError(TrainingError):
+    """The training crop does not fit the network or a loss of the recipe at this scale."""
 
 
 class ForwardAll(nn.Module):
@@ -144,7 +149,7 @@ class GANObjective(Objective):
         self.relativistic = recipe.objective == "esrgan"
         if self.relativistic:
             if recipe.patch != VGGStyleDiscriminator.input_size:
-                raise UpscaleError(f"ESRGAN's discriminator takes 128-px crops; use --patch 128, not {recipe.patch}")
+                raise PatchSizeError(f"ESRGAN's discriminator takes 128-px crops; use --patch 128, not {recipe.patch}")
             self.extra["discriminator"] = VGGStyleDiscriminator()
             self.percep = losses.esrgan_perceptual(setup.vgg("vgg19"), random_vgg=setup.random_vgg)
         else:

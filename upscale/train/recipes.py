@@ -242,6 +242,19 @@ RECIPES: tuple[Recipe, ...] = (
         patch=256,
         needs_init=True,
     ),
+    Recipe(
+        "realesrnet-compact",
+        ("compact",),
+        "Wang et al., ICCVW 2021 (Real-ESRNet: L1)",
+        lr=2e-4,
+        betas=(0.9, 0.99),
+        iters=1_000_000,
+        batch_size=48,
+        patch=256,
+        ema=0.999,
+        note="Real-ESRNet's PSNR-oriented stage (train_realesrnet_x4plus.yml: 12 per GPU on 4 GPUs, lr halved only at"
+        " the end); the compact models' own settings are unpublished; --degradation real for its synthetic LR",
+    ),
 )
 
 STAGES: Mapping[str, Mapping[str, str]] = {

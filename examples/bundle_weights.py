@@ -10,8 +10,8 @@ precision. The manifest's scores are those of the stored fp16 file, so anyone ca
 
 Weights trained in stages (a run started with ``--init`` from another run's result) name the earlier
 runs with ``--after``, in order: the manifest then gives each stage's command, and the iterations and
-training time of all of them. A run started from a bundled file (``--init weights/rlfn_x4.safetensors``)
-needs no ``--after``: the stages behind that file come from its manifest entry. A stage whose
+training time of all of them. The stages behind a bundled file that the first run started from (``--init
+weights/rlfn_x4.safetensors``) come from that file's manifest entry. A stage whose
 ``--config`` file changed its recipe (a cosine schedule, say) names ``--config recipe.toml`` and gives
 that file's text under ``recipe.toml``.
 """
@@ -176,7 +176,8 @@ def main() -> None:
     model, scale = args.model or meta["model"], int(meta["scale"])
     manifest_path = args.out / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    earlier = [stage(run) for run in args.after] or bundled_stages(cfg.get("init"), manifest)
+    first = json.loads(((args.after or [args.run])[0] / "config.json").read_text())
+    earlier = bundled_stages(first.get("init"), manifest) + [stage(run) for run in args.after]
     stages = [*earlier, stage(args.run)]
     iterations = sum(st["iterations"] for st in stages)
     seconds = sum(st["wall_time_s"] for st in stages) + args.extra_seconds

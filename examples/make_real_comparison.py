@@ -1,12 +1,14 @@
-"""What the real-world model does on a compressed video frame, beside the model trained on clean downscales.
+"""What a real-world model does on a compressed video frame, beside the model trained on clean downscales.
 
-    python examples/make_real_comparison.py examples/comparison_real.png
+    python examples/make_real_comparison.py comparison_real.png                   # compact (downloads once)
+    python examples/make_real_comparison.py out.png --real rlfn=runs/rlfn_real/final.safetensors
 
 A crop of a real photo (scikit-image's ``chelsea``) is shrunk 4x and encoded as a short H.264 video at
 a streaming-like quality (CRF 30, libx264); one decoded frame of it, with its blocking and ringing, is
 the input. From left to right: the input (pixels enlarged), bicubic, the bundled ``rlfn`` x4 (trained on
-clean bicubic downscales), the bundled ``rlfn-real`` x4 (trained on real-world degradations), and the
-original. PSNR against the original is on Y, as ``upscale eval`` scores.
+clean bicubic downscales), a model made for real-world inputs (``--real MODEL[=WEIGHTS]``: by default
+``compact``, Real-ESRGAN's realesr-general-x4v3), and the original. PSNR against the original is on Y, as
+``upscale eval`` scores.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from upscale.engine import EngineOptions, Upscaler
 from upscale.eval.metrics import psnr
 from upscale.io.image import write_image
 from upscale.models import load_model
-from upscale.models.bundled import find_bundled
 from upscale.resize import imresize_np
 
 
@@ -54,26 +55,21 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("output", type=Path)
     p.add_argument("--crf", type=int, default=30, help="x264 quality of the clip (default 30)")
-    p.add_argument("--real-weights", default=None, help="default: the bundled rlfn-real_x4.safetensors")
+    p.add_argument("--real", default="compact", help="MODEL or MODEL=WEIGHTS made for real inputs (default compact)")
     args = p.parse_args()
     hr = np.ascontiguousarray(data.chelsea()[40:232, 100:292])  # 192x192
     s = 4
     lr = compressed_frame(cv2.resize(hr, (hr.shape[1] // s, hr.shape[0] // s), interpolation=cv2.INTER_AREA), args.crf)
-    real_weights = args.real_weights
-    if real_weights is None:
-        real = find_bundled("rlfn-real", 4)
-        if real is None:
-            raise SystemExit("no bundled rlfn-real x4; pass --real-weights FILE")
-        real_weights = str(real.path)
     y = dict(crop_border=s, y_only=True)
     nearest = cv2.resize(lr, hr.shape[1::-1], interpolation=cv2.INTER_NEAREST)
     panels = [label(nearest, f"input {lr.shape[1]}x{lr.shape[0]}")]
     bicubic = imresize_np(lr, s)
     panels.append(label(bicubic, f"bicubic {psnr(bicubic, hr, **y):.2f} dB"))
-    for name, weights in (("rlfn", None), ("rlfn-real", real_weights)):
-        loaded = load_model("rlfn", scale=s, weights=weights)
+    real_model, _, real_weights = args.real.partition("=")
+    for name, weights, kind in (("rlfn", None, "clean"), (real_model, real_weights or None, "real")):
+        loaded = load_model(name, scale=s, weights=weights)
         sr = Upscaler(loaded, EngineOptions(precision="fp32", tile=0)).upscale(lr)
-        panels.append(label(sr, f"{name} x4 {psnr(sr, hr, **y):.2f} dB"))
+        panels.append(label(sr, f"{name} ({kind}) {psnr(sr, hr, **y):.2f} dB"))
     panels.append(label(hr, "original"))
     gap = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
     row = np.concatenate([x for panel in panels for x in (panel, gap)][:-1], axis=1)

@@ -473,10 +473,10 @@ def test_videos_default_to_the_bundled_real_world_model_and_images_to_the_best_s
     from tests.media import make_video
 
     _bundle(bundled_dir, "rlfn", 4, 31.36)
-    _bundle(bundled_dir, "rlfn-real", 4, 29.5)
-    assert REGISTRY.get("rlfn-real").fits == "real-world photos and video"
+    _bundle(bundled_dir, "compact", 4, 29.5, num_feat=8, num_conv=2)
+    assert REGISTRY.get("compact").fits == "real-world photos and video"
     assert default_model_name() == "rlfn"
-    assert default_model_name(real_world=True) == "rlfn-real"
+    assert default_model_name(real_world=True) == "compact"
     img = write_rgb(tmp_path / "photo.png", photo("astronaut", (20, 16)))
     result = run("images", img, "--device", "cpu")
     assert result.exit_code == 0, result.output
@@ -484,7 +484,7 @@ def test_videos_default_to_the_bundled_real_world_model_and_images_to_the_best_s
     clip = make_video(tmp_path / "clip.mp4", n=2, size=(16, 12), audio=None)
     result = run("video", clip, "--device", "cpu", "-o", tmp_path / "out.mp4")
     assert result.exit_code == 0, result.output
-    assert result.stderr.splitlines()[0] == "model rlfn-real x4, weights: rlfn-real.x4 (bundled, Set5 29.50 dB)"
+    assert result.stderr.splitlines()[0] == "model compact x4, weights: compact.x4 (bundled, Set5 29.50 dB)"
     bundled_module.bundled_weights.cache_clear()
     (bundled_dir / "manifest.json").unlink()
     _bundle(bundled_dir, "rlfn", 4, 31.36)

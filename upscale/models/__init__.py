@@ -21,7 +21,7 @@ from .drn import DRN_L_SPEC, DRN_S_SPEC
 from .esrgan import ESRGAN_SPEC
 from .perceptual import PERCEPTUAL_SPEC
 from .registry import ModelSpec, Registry
-from .rlfn import RLFN_REAL_SPEC, RLFN_S_SPEC, RLFN_SPEC
+from .rlfn import RLFN_S_SPEC, RLFN_SPEC
 from .srcnn import SRCNN_SPEC
 from .srresnet import MSRRESNET_SPEC, SRGAN_SPEC, SRRESNET_SPEC
 
@@ -35,7 +35,6 @@ _SPECS = [
     MSRRESNET_SPEC,
     RLFN_SPEC,
     RLFN_S_SPEC,
-    RLFN_REAL_SPEC,
     ESRGAN_SPEC,
     COMPACT_SPEC,
     DRN_S_SPEC,

@@ -8,7 +8,6 @@ block's activations are LeakyReLU(0.05) and the network works on RGB in [0, 255]
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any
 
 from .registry import ModelSpec, StateDict
@@ -35,8 +34,8 @@ def hparams_from(sd: StateDict) -> dict[str, Any]:
     }
 
 
-def _spec(name: str, channels: int, title: str, accepts, params: dict[int, int], **fields: Any) -> ModelSpec:
-    spec = ModelSpec(
+def _spec(name: str, channels: int, title: str, accepts, params: dict[int, int]) -> ModelSpec:
+    return ModelSpec(
         name=name,
         build="upscale.models.nets.rlfn:RLFN",
         scales=(2, 3, 4),
@@ -55,7 +54,6 @@ def _spec(name: str, channels: int, title: str, accepts, params: dict[int, int],
         hparams_from=hparams_from,
         params=params,
     )
-    return replace(spec, **fields)
 
 
 # ``rlfn`` also takes the pruned NTIRE file (46 features, 48 mid channels, 4 blocks).
@@ -73,14 +71,3 @@ RLFN_S_SPEC = _spec(
     lambda c: c == 48,
     {2: 454_620, 3: 461_115, 4: 470_208},
 )
-RLFN_REAL_SPEC = _spec(
-    "rlfn-real",
-    52,
-    "RLFN trained here on real-world degradations (blur, noise, JPEG; Real-ESRGAN's pipeline)",
-    lambda c: c != 48,
-    {4: 543_740},
-    scales=(4,),
-    fits="real-world photos and video",  # REAL_WORLD of upscale.models
-)
-"""The ``rlfn`` network with the weights ``upscale train rlfn --degradation real`` made: a name of its own, so
-that ``-m rlfn-real`` picks those bundled weights; files of it load as ``rlfn`` too."""

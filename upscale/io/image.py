@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 from PIL import Image
 
 from ..errors import BadMediaError
+from ..memory import available_memory
 from .decoder_noise import decoder_messages
 from .files import atomic_output
 from .limits import DEFAULT_MAX_PIXELS, TooLargeError, check_pixels
@@ -260,8 +261,6 @@ def _read_animation(
 
     A GIF frame may declare extents beyond the screen, which grow the canvas: each frame's size is
     checked after seeking to it, before it is decoded."""
-    from ..memory import available_memory
-
     frames, durations = [], []
     held, avail = 0, available_memory()
     try:

@@ -52,11 +52,16 @@ def main() -> None:
         label(sr, f"{args.model} x{s} {psnr(sr, hr, **y):.2f} dB"),
         label(hr, "original"),
     ]
+    write_row(args.output, panels)
+
+
+def write_row(path: Path, panels: list[np.ndarray]) -> None:
+    """Labelled panels side by side, 4 white pixels apart, written to ``path``."""
     gap = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
     row = np.concatenate([x for panel in panels for x in (panel, gap)][:-1], axis=1)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_image(args.output, row)
-    print(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, row)
+    print(path)
 
 
 if __name__ == "__main__":

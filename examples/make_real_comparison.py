@@ -20,19 +20,13 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from make_comparison import label, write_row  # beside this script
 from skimage import data
 
 from upscale.engine import EngineOptions, Upscaler
 from upscale.eval.metrics import psnr
-from upscale.io.image import write_image
 from upscale.models import load_model
 from upscale.resize import imresize_np
-
-
-def label(img: np.ndarray, text: str) -> np.ndarray:
-    out = np.concatenate([np.full((22, img.shape[1], 3), 255, np.uint8), img], axis=0)
-    cv2.putText(out, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return out
 
 
 def compressed_frame(lr: np.ndarray, crf: int) -> np.ndarray:
@@ -71,11 +65,7 @@ def main() -> None:
         sr = Upscaler(loaded, EngineOptions(precision="fp32", tile=0)).upscale(lr)
         panels.append(label(sr, f"{name} ({kind}) {psnr(sr, hr, **y):.2f} dB"))
     panels.append(label(hr, "original"))
-    gap = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
-    row = np.concatenate([x for panel in panels for x in (panel, gap)][:-1], axis=1)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_image(args.output, row)
-    print(args.output)
+    write_row(args.output, panels)
 
 
 if __name__ == "__main__":

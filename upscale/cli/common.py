@@ -225,6 +225,7 @@ def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 type=click.IntRange(0),
                 default=DEFAULT_MAX_PIXELS,
                 show_default=True,
+                callback=lambda _ctx, _param, value: value or None,  # 0: no limit, as the readers take it
                 help="Refuse inputs whose frames declare more pixels than this, before decoding them "
                 "(decompression bombs); 0: no limit.",
             ),
@@ -274,7 +275,7 @@ def build_upscaler(
                 batch_size=batch_size,
                 outscale=outscale,
                 compile=compile_net,
-                max_pixels=max_pixels or None,
+                max_pixels=max_pixels,
             ),
         )
     except UpscaleError as exc:

@@ -141,6 +141,7 @@ def images(
         raise click.UsageError("give at least one input (a file, folder, glob, or '-')")
     _check_format(output, fmt)
     to_stdout = output == STDIO
+    limit: int | None = engine["max_pixels"]  # type: ignore[assignment]
     if "-" in items:
         if len(items) > 1:
             raise click.UsageError("'-' (stdin) cannot be combined with other inputs")
@@ -148,16 +149,14 @@ def images(
             _refuse_terminal()
         data = sys.stdin.buffer.read()
         suffix = content_suffix(data) if fmt == "same" else FORMATS[fmt]
-        limit = engine["max_pixels"] or None
-        pic = _decoded(lambda: decode_picture(data, "<stdin>", max_pixels=limit))  # type: ignore[arg-type]
+        pic = _decoded(lambda: decode_picture(data, "<stdin>", max_pixels=limit))
         _stdio(pic, "<stdin>", None if to_stdout else output, suffix, quality, strip_metadata, engine)
         return
     if to_stdout:
         _refuse_terminal()
         src = _single_input(items, recursive=recursive)
         suffix = output_suffix(src) if fmt == "same" else FORMATS[fmt]
-        limit = engine["max_pixels"] or None
-        pic = _decoded(lambda: load_picture(src, max_pixels=limit))  # type: ignore[arg-type]
+        pic = _decoded(lambda: load_picture(src, max_pixels=limit))
         _stdio(pic, str(src), None, suffix, quality, strip_metadata, engine)
         return
 

@@ -389,6 +389,37 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_exactly(train_dir: Path, 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_data_workers_draw_the_batches_one_process_would(train_dir: Path, tmp_path: Path) -> None:
+    """--workers only moves the drawing of batches (real-world degradation included) to other processes."""
+    common = ["--scale", "2", "--patch", "32", "--batch-size", "4", "--iters", "5", "--degradation", "real"]
+    run(base("rlfn", train_dir, tmp_path / "here", *common, "--workers", "0"))
+    out = run(base("rlfn", train_dir, tmp_path / "ahead", *common, "--workers", "2", quiet=False))
+    assert "2 data workers" in out
+    a, b = _weights(tmp_path / "here"), _weights(tmp_path / "ahead")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert metric(tmp_path / "here", "loss") == metric(tmp_path / "ahead", "loss")
+
+
+def test_ctrl_c_with_data_workers_saves_a_checkpoint(train_dir: Path, tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the whole process group, workers included: the run still stops cleanly."""
+    args = base("rlfn", train_dir, tmp_path / "a", "--scale", "2", "--patch", "32", "--batch-size", "4")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "upscale", "train", *args, "--iters", "2000", "--workers", "2"],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and len(metric_or_empty(tmp_path / "a", "loss")) < 3:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted at iteration" in err and "Traceback" not in err
+    assert torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["iteration"] >= 3
+
+
 def metric_or_empty(run_dir: Path, name: str) -> list[float]:
     return metric(run_dir, name) if (run_dir / "metrics.csv").exists() else []
 

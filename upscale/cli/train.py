@@ -108,6 +108,12 @@ def _list_recipes() -> None:
     metavar="KEY=VALUE",
     help="Architecture option for the model's builder, e.g. num_block=6 (ESRGAN), n_blocks=20 (DRN).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=None,
+    help="Processes drawing batches ahead of the step [0 on the CPU; on a GPU, one per spare core up to 8].",
+)
 @click.option("--log-every", type=click.IntRange(1), default=None, help="Write metrics every N iterations [10].")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="Checkpoint every N iterations [500].")
 @click.option(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import signal
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,10 @@ class Batch:
     hr: torch.Tensor
     lr_small: torch.Tensor
     """The LR image itself (for losses that compare against it, such as DRN's dual loss)."""
+
+    def pin_memory(self) -> Batch:
+        """Page-locked copies, so that a DataLoader with ``pin_memory`` can copy them to the GPU asynchronously."""
+        return Batch(self.lr.pin_memory(), self.hr.pin_memory(), self.lr_small.pin_memory())
 
 
 def crop_side(patch: int, scale: int) -> int:
@@ -199,6 +204,65 @@ class PatchSampler:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pool": None}  # a thread pool does not travel to worker processes
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if not self.in_memory:
+            self._pool = ThreadPoolExecutor(max_workers=2)
+
+
+class _Iterations(torch.utils.data.Dataset):
+    """Item ``i`` is the batch of iteration ``i``: the same whichever process draws it."""
+
+    def __init__(self, sampler: PatchSampler, seed: int, batch_size: int, rank: int, world: int) -> None:
+        self.sampler, self.seed, self.batch_size, self.rank, self.world = sampler, seed, batch_size, rank, world
+
+    def __getitem__(self, iteration: int) -> Batch:
+        return self.sampler.sample(self.seed, iteration, self.batch_size, rank=self.rank, world=self.world)
+
+
+def _quiet_worker(_: int) -> None:
+    """Ctrl-C is the trainer's to handle (it saves a checkpoint); a worker killed by it would abort the run."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def batches(
+    sampler: PatchSampler,
+    seed: int,
+    iterations: range,
+    batch_size: int,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> Iterator[Batch]:
+    """The batches of ``iterations`` in order, drawn ahead by ``workers`` processes (0: drawn here, when asked).
+
+    Batches depend only on ``(seed, iteration)``, so the workers change the speed, never the result.
+    """
+    if workers == 0:
+        for it in iterations:
+            yield sampler.sample(seed, it, batch_size, rank=rank, world=world)
+        return
+    loader = torch.utils.data.DataLoader(
+        _Iterations(sampler, seed, batch_size, rank, world),
+        batch_size=None,
+        sampler=iterations,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4,
+        worker_init_fn=_quiet_worker,
+        # Fresh processes: a fork would inherit OpenCV's and OpenMP's thread pools mid-use and can hang in them.
+        multiprocessing_context="forkserver",
+    )
+    yield from loader
 
 
 def _to_tensor(img: np.ndarray) -> torch.Tensor:

@@ -35,7 +35,7 @@ from ..models import REGISTRY
 from ..models.loading import LoadedModel, build_model, read_state_dict
 from ..sysinfo import machine
 from .checkpoint import CHECKPOINT, FINAL, TrainingError, load_checkpoint, save_checkpoint, save_weights
-from .data import PatchSampler, crop_side
+from .data import PatchSampler, batches, crop_side
 from .objectives import ForwardAll, LossSetup, Objective, make_objective
 from .probe import checked_objective, objective_modules
 from .recipes import Recipe
@@ -75,6 +75,9 @@ class TrainConfig:
     """A randomly initialised VGG for the perceptual losses (tests only)."""
     checkpoint_every: int = 500
     log_every: int = 10
+    workers: int | None = None
+    """Processes that draw batches ahead of the training step (None: none on the CPU, where they would take
+    the step's cores; on a GPU, one per spare core up to 8)."""
     channels_last: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -392,6 +395,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     if cfg.unpaired:
         objective.unpaired = _unpaired_source(cfg, sampler, device, rank, world)  # type: ignore[attr-defined]
     metrics = Metrics(out, start if state else None) if rank == 0 else None
+    workers = _workers(cfg.workers, device, world)
     if rank == 0:
         (out / "config.json").write_text(_json(cfg.to_dict()))
         precision_name = _DTYPE_NAMES[dtype] + ("" if dtype is torch.float32 else " autocast")
@@ -399,6 +403,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         line = (
             f"training {cfg.model} x{cfg.scale} with recipe {recipe.name} on {device} ({precision_name}{layout}), "
             f"{len(sampler)} images, iterations {start}..{recipe.iters}"
+            + (f", {workers} data workers" if workers else "")
         )
         if progress:
             tqdm.write(line, file=sys.stderr)
@@ -452,6 +457,16 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     bar = tqdm(total=recipe.iters, initial=start, disable=not progress or rank != 0, unit="it", dynamic_ncols=True)
     last_log = (time.perf_counter(), start)
     stop = _StopRequest()
+    stream = batches(
+        sampler,
+        cfg.seed,
+        range(start, recipe.iters),
+        recipe.batch_size,
+        rank=rank,
+        world=world,
+        workers=workers,
+        pin_memory=device.type == "cuda" and workers > 0,
+    )
     try:
         while it < recipe.iters:
             if cfg.time_limit_s is not None and time.perf_counter() - t0 >= cfg.time_limit_s:
@@ -464,7 +479,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
             for opt in filter(None, (opt_g, opt_d)):
                 for group in opt.param_groups:
                     group["lr"] = group["base_lr"] * factor
-            batch = sampler.sample(cfg.seed, it, recipe.batch_size, rank=rank, world=world)
+            batch = next(stream)
             for name in ("lr", "hr", "lr_small"):
                 t = getattr(batch, name).to(device, non_blocking=True)
                 setattr(batch, name, t.contiguous(memory_format=torch.channels_last) if cfg.channels_last else t)
@@ -519,6 +534,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
     finally:
         stop.restore()
         bar.close()
+        stream.close()
         sampler.close()
     save(it)
     if world > 1:
@@ -527,6 +543,14 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
         # ("terminate called without an active exception").
         dist.destroy_process_group()
     return TrainResult(out / FINAL, it, time.perf_counter() - t0, stopped, validation)
+
+
+def _workers(asked: int | None, device: torch.device, world: int) -> int:
+    if asked is not None:
+        return asked
+    if device.type == "cpu":
+        return 0
+    return max(0, min(8, (os.cpu_count() or 1) // world - 1))
 
 
 def _param_groups(net: nn.Module, recipe: Recipe, extras: dict[str, nn.Module], objective: Objective) -> list[dict]:
